@@ -1,0 +1,407 @@
+"""Stream connections and the transport loop that serves them.
+
+One greenlet per connection runs :meth:`Connection.serve`: read bytes, feed
+the listener's sans-IO protocol, call ``on_message`` for each complete
+message (in order), write what the protocol produced. User callbacks run in
+that greenlet, so they may block without stalling other connections.
+
+Writes never block the caller. ``send`` hands data straight to the kernel
+when nothing is queued; whatever the kernel does not take is queued and a
+writer greenlet flushes it. So any greenlet may call ``send`` (a broadcast
+loop is never held up by one slow client), writes keep their order, and two
+greenlets never wait on the same socket (gevent forbids that). The queue is
+bounded by ``max_send_buffer_size``, as in Workerman: past it ``send`` drops
+the message, returns False and reports :class:`SendBufferFull`.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from gevent.event import Event
+
+from .errors import RemoteProtocolError, SendBufferFull
+from .stats import counters
+
+if TYPE_CHECKING:
+    from .listener import Listener
+    from .server import Server
+
+__all__ = ["Connection", "ConnectionState"]
+
+RECV_SIZE = 65536
+_ids = itertools.count(1)
+
+
+class ConnectionState(enum.Enum):
+    """Lifecycle of a connection: OPEN -> CLOSING -> CLOSED, never backwards."""
+
+    OPEN = "ESTABLISHED"
+    CLOSING = "CLOSING"
+    CLOSED = "CLOSED"
+
+
+OPEN, CLOSING, CLOSED = ConnectionState.OPEN, ConnectionState.CLOSING, ConnectionState.CLOSED
+
+
+class Connection:
+    """One accepted stream connection (TCP or unix socket).
+
+    Attributes:
+        id: unique within this worker process.
+        listener: the :class:`~geworker.listener.Listener` that accepted it.
+        server: the :class:`~geworker.Server` it belongs to.
+        protocol: the sans-IO protocol instance framing its messages.
+        remote_address: the peer's address (``(host, port)``, or ``""`` on unix sockets).
+        context: a dict for the application's per-connection data.
+        bytes_read / bytes_written: byte counts on the wire.
+        created: ``time.time()`` when it was accepted.
+    """
+
+    __slots__ = (
+        "id", "socket", "listener", "server", "protocol", "remote_address", "context",
+        "bytes_read", "bytes_written", "created", "state", "log", "_raw", "_queue",
+        "_queued", "_writer", "_buffer_full", "_resume", "_busy", "_draining",
+        "_close_timer", "_callbacks", "__weakref__",
+    )
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        remote_address: Any,
+        listener: Listener,
+        server: Server,
+        log: Any = None,
+    ) -> None:
+        self.id = next(_ids)
+        self.socket = sock
+        self.listener = listener
+        self.server = server
+        self.protocol = listener.protocol.for_listener(listener.options)
+        self.remote_address = remote_address
+        self.context: dict[str, Any] = {}
+        self.bytes_read = 0
+        self.bytes_written = 0
+        self.created = time.time()
+        self.state = OPEN
+        self.log = log or logging.getLogger("geworker")
+        self._raw = getattr(sock, "_sock", sock)  # the non-blocking socket under gevent's
+        self._queue: list[bytes] = []
+        self._queued = 0
+        self._writer: gevent.Greenlet | None = None
+        self._buffer_full = False
+        self._resume: Event | None = None
+        self._busy = False
+        self._draining = False
+        self._close_timer: Any = None
+        self._callbacks = server.callbacks
+
+    # -- public API -----------------------------------------------------
+
+    @property
+    def local_address(self) -> Any:
+        """The local socket address."""
+        try:
+            return self.socket.getsockname()
+        except OSError:
+            return None
+
+    @property
+    def send_queue_size(self) -> int:
+        """Bytes accepted by :meth:`send` that the kernel has not taken yet."""
+        return self._queued
+
+    def send(self, message: Any) -> bool:
+        """Encode ``message`` with the listener's protocol and send it.
+
+        Safe from any greenlet; never blocks. Returns True when the data was
+        written or queued, False when the connection is closing or closed,
+        or the send queue is full (the message is then dropped and
+        ``on_error`` gets a :class:`~geworker.errors.SendBufferFull`).
+
+        Raises:
+            LocalProtocolError: when the protocol cannot encode ``message``.
+        """
+        if self.state is not OPEN:
+            return False
+        return self.send_raw(self.protocol.encode(message))
+
+    def send_raw(self, data: bytes) -> bool:
+        """Send bytes as they are, bypassing the protocol's encoder."""
+        if self.state is CLOSED:
+            return False
+        counters.messages_out += 1
+        if self._writer is not None:
+            return self._enqueue(data)
+        try:
+            sent = self._raw.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._shutdown()
+            return False
+        self.bytes_written += sent
+        counters.bytes_out += sent
+        if sent < len(data):
+            self._queue.append(data[sent:])
+            self._queued = len(data) - sent
+            self._writer = gevent.spawn(self._flush)
+            self._check_full()
+        return True
+
+    def close(self, message: Any = None) -> None:
+        """Send ``message`` (if given), flush what is queued, then close.
+
+        Receiving stops at once. Queued data gets ``close_timeout`` seconds
+        to reach the peer. ``on_close`` runs in the connection's greenlet.
+        """
+        if self.state is not OPEN:
+            return
+        if message is not None:
+            self.send(message)
+        self.state = CLOSING
+        if self._writer is None:
+            self._shutdown()
+        else:
+            timer = self._close_timer = gevent.get_hub().loop.timer(
+                self.listener.options.close_timeout)
+            timer.start(self._shutdown)
+
+    def pause_recv(self) -> None:
+        """Stop reading from the peer until :meth:`resume_recv` (flow control)."""
+        if self._resume is None:
+            self._resume = Event()
+
+    def resume_recv(self) -> None:
+        """Read from the peer again after :meth:`pause_recv`."""
+        resume, self._resume = self._resume, None
+        if resume is not None:
+            resume.set()
+
+    @property
+    def is_recv_paused(self) -> bool:
+        """True between :meth:`pause_recv` and :meth:`resume_recv`."""
+        return self._resume is not None
+
+    @property
+    def is_busy(self) -> bool:
+        """True while ``on_message`` runs for this connection."""
+        return self._busy
+
+    def drain(self) -> None:
+        """Close once idle: now if no message is in progress, else after it.
+
+        The worker calls this when it stops or reloads; the protocol's
+        :meth:`~geworker.protocols.Protocol.going_away` bytes are sent first.
+        """
+        self._draining = True
+        if not self._busy and not self.protocol.has_partial_message:
+            self._go_away()
+
+    # -- the transport loop --------------------------------------------
+
+    def serve(self) -> None:
+        """Run the connection until it closes; ``on_close`` runs exactly once at the end."""
+        self.server.connections[self.id] = self
+        counters.connections_accepted += 1
+        try:
+            self._serve()
+        finally:
+            self._finish()
+
+    def _serve(self) -> None:
+        callbacks = self._callbacks
+        on_connect = callbacks.get("on_connect")
+        if on_connect is not None and not self._run_callback(on_connect, self):
+            return
+        if self.server.draining:
+            self.drain()
+        protocol = self.protocol
+        recv = self.socket.recv
+        idle_timeout = self.listener.options.idle_timeout
+        if idle_timeout:
+            self.socket.settimeout(idle_timeout)
+        while True:
+            if self._resume is not None:
+                self._resume.wait()
+            try:
+                data = recv(RECV_SIZE)
+            except TimeoutError:
+                self._log_close("closed after idle_timeout", "idle_timeout")
+                return
+            except OSError:
+                return
+            if not data:
+                return
+            if self.state is not OPEN:
+                continue  # closing: discard input until the socket is shut
+            size = len(data)
+            self.bytes_read += size
+            counters.bytes_in += size
+            try:
+                messages = protocol.receive_data(data)
+            except RemoteProtocolError as exc:
+                self._reject(exc)
+                return
+            out = protocol.data_to_send()
+            if out:
+                self.send_raw(out)
+            if messages and not self._dispatch(messages):
+                return
+            if protocol.closed:
+                self.close()
+            elif self._draining and not protocol.has_partial_message:
+                self._go_away()
+
+    def _dispatch(self, messages: list[Any]) -> bool:
+        """Call ``on_message`` for each message, in order; False stops the loop.
+
+        Protocols with richer semantics (HTTP, WebSocket) subclass
+        :class:`Connection` and override this (see ``Protocol.connection_class``).
+        """
+        counters.messages_in += len(messages)
+        on_message = self._callbacks.get("on_message")
+        if on_message is None:
+            return True
+        self._busy = True
+        for message in messages:
+            try:
+                on_message(self, message)
+            except Exception as exc:
+                self._callback_failed("on_message", exc)
+                return False
+            if self.state is not OPEN:
+                break
+        self._busy = False
+        return True
+
+    def _finish(self) -> None:
+        """Flush what is queued, close the socket, run ``on_close`` once."""
+        if self.state is CLOSED:
+            return
+        self.state = CLOSING
+        writer = self._writer
+        if writer is not None:
+            writer.join(timeout=self.listener.options.close_timeout)
+            writer.kill(block=False)
+        if self._close_timer is not None:
+            self._close_timer.close()
+        self.state = CLOSED
+        self.server.connections.pop(self.id, None)
+        counters.connections_closed += 1
+        try:
+            self.socket.close()
+        except OSError:
+            pass
+        on_close = self._callbacks.get("on_close")
+        if on_close is not None:
+            self._run_callback(on_close, self, close=False)
+
+    # -- helpers ------------------------------------------------------
+
+    def _go_away(self) -> None:
+        if self.state is OPEN:
+            bye = self.protocol.going_away()
+            if bye:
+                self.send_raw(bye)
+            self.close()
+
+    def _flush(self) -> None:
+        """Writer greenlet: write the queue out, in order, then exit."""
+        try:
+            while self._queue:
+                chunk = b"".join(self._queue) if len(self._queue) > 1 else self._queue[0]
+                self._queue = []
+                self.socket.sendall(chunk)
+                self.bytes_written += len(chunk)
+                counters.bytes_out += len(chunk)
+                self._queued -= len(chunk)
+        except OSError:
+            self._queue = []
+            self._shutdown()
+        finally:
+            self._queued = 0
+            self._writer = None
+        if self.state is CLOSING:
+            self._shutdown()
+        elif self._buffer_full and self.state is OPEN:
+            self._buffer_full = False
+            on_drain = self._callbacks.get("on_buffer_drain")
+            if on_drain is not None:
+                self._run_callback(on_drain, self)
+
+    def _enqueue(self, data: bytes) -> bool:
+        if self._queued >= self.listener.options.max_send_buffer_size:
+            counters.send_failures += 1
+            counters.messages_out -= 1
+            self._report(SendBufferFull(
+                f"send queue full ({self._queued} bytes); message of {len(data)} bytes dropped"))
+            return False
+        self._queue.append(data)
+        self._queued += len(data)
+        self._check_full()
+        return True
+
+    def _check_full(self) -> None:
+        if not self._buffer_full and self._queued >= self.listener.options.max_send_buffer_size:
+            self._buffer_full = True
+            on_full = self._callbacks.get("on_buffer_full")
+            if on_full is not None:
+                self._run_callback(on_full, self)
+
+    def _shutdown(self, *_: Any) -> None:
+        """Shut the socket both ways: the reading greenlet wakes up with EOF."""
+        try:
+            self.socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _reject(self, exc: RemoteProtocolError) -> None:
+        counters.errors[type(exc).__name__] += 1
+        if exc.response:
+            self.send_raw(exc.response)
+        self.log.warning("geworker: closing connection #%s from %s on %s: %s",
+                         self.id, self.remote_address, self.listener.url, exc.reason)
+        self.close()
+
+    def _log_close(self, why: str, kind: str) -> None:
+        counters.errors[kind] += 1
+        self.log.info("geworker: connection #%s from %s on %s %s",
+                      self.id, self.remote_address, self.listener.url, why)
+
+    def _run_callback(self, func: Any, *args: Any, close: bool = True) -> bool:
+        """Call a user callback; on exception log, report and (optionally) close."""
+        try:
+            func(*args)
+            return True
+        except Exception as exc:
+            if close:
+                self._callback_failed(getattr(func, "__name__", "callback"), exc)
+            else:
+                self.log.exception("geworker: %s raised on connection #%s", func, self.id)
+            return False
+
+    def _callback_failed(self, name: str, exc: Exception) -> None:
+        counters.errors["callback"] += 1
+        self.log.exception("geworker: %s raised on connection #%s from %s; closing it",
+                           name, self.id, self.remote_address)
+        self._report(exc)
+        self.close()
+
+    def _report(self, exc: Exception) -> None:
+        on_error = self._callbacks.get("on_error")
+        if on_error is not None:
+            try:
+                on_error(self, exc)
+            except Exception:
+                self.log.exception("geworker: on_error raised on connection #%s", self.id)
+
+    def __repr__(self) -> str:
+        return (f"<geworker.Connection #{self.id} {self.listener.url} "
+                f"from {self.remote_address} {self.state.value}>")

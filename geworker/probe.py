@@ -1,0 +1,88 @@
+"""Import an app in a throwaway process and print its declared listeners as JSON.
+
+gunicorn's master must not import the application (it would run stale code
+after ``HUP`` and escape gevent's monkey patching), yet it has to bind the
+addresses the application declares. The master runs::
+
+    python -m geworker.probe module:server
+
+and reads the last line, ``GEWORKER-PROBE {...}``. It is also the pre-flight
+check before a safe reload.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["describe_app", "probe_app", "ProbeError", "MARKER"]
+
+MARKER = "GEWORKER-PROBE "
+
+
+class ProbeError(Exception):
+    """The application could not be imported, or is not usable."""
+
+
+def describe_app(app_uri: str) -> dict[str, Any]:
+    """Import ``app_uri`` here and describe it (runs inside the probe process)."""
+    from gunicorn.util import import_app
+
+    from .server import Server
+
+    app = import_app(app_uri)
+    if not isinstance(app, Server):
+        return {"kind": "wsgi", "listeners": []}
+    return {"kind": "server", "name": app.name,
+            "listeners": [lnr.describe() for lnr in app.listeners]}
+
+
+def probe_app(app_uri: str, cwd: str | None = None, pythonpath: Sequence[str] = (),
+              timeout: float = 60.0) -> dict[str, Any]:
+    """Run :func:`describe_app` in a subprocess and return its result.
+
+    Raises:
+        ProbeError: with the subprocess's error output when the import fails.
+    """
+    cwd = cwd or os.getcwd()
+    env = dict(os.environ)
+    paths = [cwd, *pythonpath]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "geworker.probe", app_uri], cwd=cwd,
+                              env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ProbeError(f"importing {app_uri!r} took more than {timeout:.0f} s") from None
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(MARKER) and proc.returncode == 0:
+            return json.loads(line[len(MARKER):])  # type: ignore[no-any-return]
+    detail = proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}"
+    raise ProbeError(f"cannot load {app_uri!r}:\n{detail}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m geworker.probe APP_URI``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m geworker.probe module:server", file=sys.stderr)
+        return 2
+    try:
+        description = describe_app(args[0])
+    except Exception as exc:  # reported to the master as text
+        import traceback
+
+        traceback.print_exc()
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(MARKER + json.dumps(description), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The object users declare: listeners by URL and plain synchronous callbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .errors import ConfigurationError
+from .listener import Listener
+from .protocols import Protocol
+from .settings import Options
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+__all__ = ["Server", "CALLBACK_NAMES"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Every callback a server may define, with the arguments it receives.
+CALLBACK_NAMES = {
+    "on_connect": "(conn) after a stream connection is accepted",
+    "on_message": "(conn, message) for each complete message, in order per connection",
+    "on_close": "(conn) once per stream connection, whoever closed it",
+    "on_error": "(conn, exc) when a callback raised or a send was dropped",
+    "on_buffer_full": "(conn) when the send queue reaches max_send_buffer_size",
+    "on_buffer_drain": "(conn) when a full send queue has been written out",
+    "on_worker_start": "(worker) in each worker, before it accepts connections",
+    "on_worker_stop": "(worker) in each worker when it stops accepting",
+    "on_worker_reload": "(worker) in each old worker when gunicorn reloads (HUP)",
+}
+
+
+class _Callback:
+    """A callback slot: ``@server.on_message`` registers, ``server.on_message = f`` too."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.__doc__ = f"Register the ``{name}`` callback, called {CALLBACK_NAMES[name]}."
+
+    def __get__(self, server: Server | None, owner: type) -> Any:
+        if server is None:
+            return self
+
+        def register(func: F) -> F:
+            server.callbacks[self.name] = func
+            return func
+
+        register.__doc__ = self.__doc__
+        return register
+
+    def __set__(self, server: Server, func: Callable[..., Any] | None) -> None:
+        if func is None:
+            server.callbacks.pop(self.name, None)
+        else:
+            server.callbacks[self.name] = func
+
+
+class Server:
+    """A geworker server: listeners declared by URL and the callbacks that serve them.
+
+    Run it with ``gunicorn -k geworker.Worker module:server``. Every worker
+    process serves every listener; each connection runs in its own greenlet,
+    so callbacks may block (sleep, patched socket or database I/O) without
+    stalling the others.
+
+    Args:
+        *urls: listener URLs (see :class:`~geworker.listener.Listener`).
+        name: shown in logs and ``status``.
+        **options: default limits for every listener (see
+            :class:`~geworker.settings.Options`).
+
+    Example::
+
+        server = Server("text://0.0.0.0:2345", name="echo")
+
+        @server.on_message
+        def echo(conn, message):
+            conn.send(message)
+    """
+
+    on_connect = _Callback()
+    on_message = _Callback()
+    on_close = _Callback()
+    on_error = _Callback()
+    on_buffer_full = _Callback()
+    on_buffer_drain = _Callback()
+    on_worker_start = _Callback()
+    on_worker_stop = _Callback()
+    on_worker_reload = _Callback()
+
+    def __init__(self, *urls: str, name: str = "geworker", **options: Any) -> None:
+        self.name = name
+        self.options = Options().replace(**options)
+        self.listeners: list[Listener] = []
+        self.callbacks: dict[str, Callable[..., Any]] = {}
+        #: Open connections of this worker process, by id (for broadcasts).
+        self.connections: dict[int, Connection] = {}
+        #: Set when this worker stops: connections opened from now on drain at once.
+        self.draining = False
+        for url in urls:
+            self.listen(url)
+
+    def listen(
+        self,
+        url: str,
+        *,
+        protocol: type[Protocol] | None = None,
+        transport: str | None = None,
+        **options: Any,
+    ) -> Listener:
+        """Declare one more listener; ``options`` override the server's limits.
+
+        Raises:
+            ConfigurationError: for a malformed URL, an unknown scheme or
+                option, or an address declared twice.
+        """
+        listener = Listener.parse(url, self.options.replace(**options), protocol, transport)
+        for other in self.listeners:
+            if other.bind == listener.bind and other.is_datagram == listener.is_datagram:
+                raise ConfigurationError(f"{url!r} repeats the address of {other.url!r}")
+        self.listeners.append(listener)
+        return listener
+
+    @property
+    def stream_listeners(self) -> list[Listener]:
+        """Listeners gunicorn binds (TCP and unix), in declaration order."""
+        return [lnr for lnr in self.listeners if not lnr.is_datagram]
+
+    @property
+    def datagram_listeners(self) -> list[Listener]:
+        """UDP listeners, bound by the gunicorn master itself."""
+        return [lnr for lnr in self.listeners if lnr.is_datagram]
+
+    def broadcast(self, message: Any, exclude: Iterable[int] = ()) -> int:
+        """Send ``message`` to every open stream connection of this worker.
+
+        Returns the number of connections it was queued for. Connections of
+        other worker processes are not reached.
+        """
+        skip = set(exclude)
+        sent = 0
+        for conn in list(self.connections.values()):
+            if conn.id not in skip and conn.send(message):
+                sent += 1
+        return sent
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """Answer 500 when mistakenly run by a WSGI worker.
+
+        gunicorn requires a callable application object; a geworker server
+        only works under its own worker class.
+        """
+        body = (
+            f"geworker server {self.name!r} must be run with "
+            "'gunicorn -k geworker.Worker' (or -c gunicorn_conf.py).\n"
+        ).encode()
+        start_response("500 Internal Server Error",
+                       [("Content-Type", "text/plain; charset=utf-8"),
+                        ("Content-Length", str(len(body)))])
+        return [body]
+
+    def __repr__(self) -> str:
+        urls = ", ".join(lnr.url for lnr in self.listeners)
+        return f"<geworker.Server {self.name!r} [{urls}]>"

@@ -1,0 +1,283 @@
+"""``geworker.Worker``: the gunicorn worker class that runs a geworker server.
+
+It follows gunicorn's worker contract (``gunicorn.workers.base.Worker``):
+monkey-patch and re-initialise the hub in :meth:`init_process`, load the app
+before ``booted`` is set (so a broken app halts gunicorn instead of
+crash-looping), heartbeat with ``notify()``, and drain within
+``graceful_timeout`` when told to stop. Signal handlers only set state.
+
+Stop sequence (``TERM``, and ``HUP`` for the old workers): stop accepting at
+once, call ``on_worker_reload``/``on_worker_stop``, cancel timers, ask every
+connection to drain (idle ones close now, busy ones after their current
+message), wait up to ``graceful_timeout``, then kill what is left; every
+connection still gets its ``on_close``. ``QUIT``/``INT`` skip the wait.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from functools import partial
+from typing import Any
+
+from gunicorn.util import parse_address
+from gunicorn.workers import base
+
+from . import master, timers
+from .errors import ConfigurationError
+from .listener import Listener
+from .server import Server
+from .stats import counters
+
+__all__ = ["Worker"]
+
+
+def _calling_config() -> Any:
+    """The gunicorn ``Config`` whose ``worker_class`` property is calling ``setup()``.
+
+    gunicorn calls ``setup()`` without arguments, from that property, in the
+    master, at start and on every reload: the one moment geworker can adjust
+    the config before gunicorn binds.
+    """
+    frame = sys._getframe(2)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if candidate is not None and hasattr(candidate, "settings") and hasattr(candidate, "set"):
+            return candidate
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+class Worker(base.Worker):
+    """Serve a :class:`geworker.Server` in a gunicorn worker process.
+
+    Attributes:
+        index: a stable number 0..N-1 among the current workers; a worker
+            that replaces a dead one (or a previous generation, after a
+            reload) reuses a free index. Use it to run a job in one worker.
+        server: the application's :class:`~geworker.Server`.
+    """
+
+    @classmethod
+    def setup(cls) -> None:
+        """Called by gunicorn in the master when it loads the worker class."""
+        cfg = _calling_config()
+        if cfg is not None:
+            master.configure(cfg)
+
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        """Refuse settings that cannot work with geworker."""
+        if cfg.preload_app:
+            master.fail_boot("--preload imports the app in the master, before gevent's "
+                             "monkey patching and outside reloads; run without it")
+        if cfg.reuse_port:
+            log.warning("geworker: --reuse-port gives each worker its own socket; "
+                        "connections queued on a stopping worker are reset on reload")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.index, self.generation = master.assign_index(self)
+        self.server: Server | None = None
+        self.worker_connections: int = self.cfg.worker_connections
+        self.bindings: list[tuple[Any, Listener]] = []
+        self.stream_servers: list[Any] = []
+        self.datagram_servers: list[Any] = []
+        self.quick_exit = False
+        self._stop_event: Any = None
+
+    # -- gunicorn contract ------------------------------------------------
+
+    def init_process(self) -> None:
+        """Patch the process for gevent, then let gunicorn boot the worker."""
+        from gevent import hub, monkey
+
+        monkey.patch_all()
+        import gevent.socket
+
+        sockets = []
+        for lnr in self.sockets:
+            address = lnr.cfg_addr
+            fileno = lnr.sock.detach()
+            gsock = gevent.socket.socket(lnr.FAMILY, socket.SOCK_STREAM, fileno=fileno)
+            sockets.append(gsock)
+            self.bindings.append((gsock, address))
+        self.sockets = sockets
+        hub.reinit()
+        if os.geteuid() == 0 and self.cfg.uid != 0:
+            os.setgroups([])  # drop root's supplementary groups before the user switch
+        super().init_process()
+
+    def load_wsgi(self) -> None:
+        """Import the app, match its listeners to the sockets, run ``on_worker_start``.
+
+        Runs before ``booted`` is set: any failure here halts gunicorn with
+        exit code 3 instead of respawning a broken worker forever.
+        """
+        super().load_wsgi()
+        app = self.wsgi
+        if not isinstance(app, Server):
+            raise ConfigurationError(
+                f"{self.cfg.default_proc_name!r} is a {type(app).__name__}, "
+                "not a geworker.Server")
+        self.server = app
+        self.bindings = self._match_listeners(app)
+        self._call_hook("on_worker_start", propagate=True)
+
+    def _match_listeners(self, app: Server) -> list[tuple[Any, Listener]]:
+        by_address = {}
+        for listener in app.stream_listeners:
+            by_address[_normalize(parse_address(listener.bind))] = listener
+        bindings = []
+        for gsock, address in self.bindings:
+            listener = by_address.pop(_normalize(address), None)
+            if listener is None:
+                raise ConfigurationError(
+                    f"gunicorn bound {address}, which {app!r} does not declare")
+            bindings.append((gsock, listener))
+        if by_address:
+            missing = ", ".join(lnr.url for lnr in by_address.values())
+            raise ConfigurationError(f"no socket was bound for {missing}; declare "
+                                     "addresses in the app only, without --bind")
+        for listener in app.datagram_listeners:
+            sock = master.datagram_socket(listener.bind)
+            if sock is None:
+                raise ConfigurationError(f"the master did not bind {listener.url}")
+            bindings.append((sock, listener))
+        return bindings
+
+    def init_signals(self) -> None:
+        """gunicorn's handlers, with TERM/QUIT/INT/USR1 moved onto the gevent loop."""
+        import gevent
+
+        super().init_signals()
+        gevent.signal_handler(signal.SIGTERM, self._request_stop, False)
+        gevent.signal_handler(signal.SIGQUIT, self._request_stop, True)
+        gevent.signal_handler(signal.SIGINT, self._request_stop, True)
+        gevent.signal_handler(signal.SIGUSR1, lambda: gevent.spawn(self.log.reopen_files))
+
+    def _request_stop(self, quick: bool) -> None:
+        self.alive = False
+        self.quick_exit = self.quick_exit or quick
+        if quick:
+            import gevent
+
+            gevent.spawn(self.cfg.worker_int, self)
+        self._stop_event.set()
+
+    def notify(self) -> None:
+        """Heartbeat for the master; stop if the master went away."""
+        super().notify()
+        if self.ppid != os.getppid() and self.alive:
+            self.log.info("geworker: parent changed, shutting down %s", self)
+            self._request_stop(False)
+
+    # -- serving ----------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve every listener until told to stop, then drain."""
+        import gevent
+        from gevent.event import Event
+        from gevent.pool import Pool
+        from gevent.server import StreamServer
+
+        from .datagram import DatagramListener
+
+        self._stop_event = Event()
+        assert self.server is not None
+        pool = Pool(self.worker_connections)
+        datagram_pool = Pool(self.worker_connections)
+        for sock, listener in self.bindings:
+            if listener.is_datagram:
+                gsock = gevent.socket.socket(sock.family, socket.SOCK_DGRAM,
+                                             fileno=os.dup(sock.fileno()))
+                dserver = DatagramListener(gsock, listener, self.server, datagram_pool, self.log)
+                dserver.start()
+                self.datagram_servers.append(dserver)
+                continue
+            sock.setblocking(False)
+            server = StreamServer(sock, handle=partial(self._handle, listener), spawn=pool)
+            if self.cfg.workers > 1:
+                server.max_accept = 1
+            server.start()
+            self.stream_servers.append(server)
+        self.pools = (pool, datagram_pool)
+        self.log.info("geworker: worker %s (index %s) serving %s", self.pid, self.index,
+                      " ".join(lnr.url for _, lnr in self.bindings) or "no listener")
+        gevent.spawn(self._heartbeat)
+        self._stop_event.wait()
+        self._stop()
+
+    def _handle(self, listener: Listener, sock: Any, address: Any) -> None:
+        from .connection import Connection
+
+        if listener.transport == "tcp":
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert self.server is not None
+        connection_class = listener.protocol.connection_class or Connection
+        connection_class(sock, address, listener, self.server, self.log).serve()
+
+    def _heartbeat(self) -> None:
+        import gevent
+
+        interval = max(0.05, min(1.0, self.timeout / 2)) if self.timeout else 1.0
+        while True:
+            self.notify()
+            if self.alive and counters.messages_in >= self.max_requests:
+                self.log.info("geworker: %s messages handled (max_requests=%s), "
+                              "restarting %s", counters.messages_in, self.max_requests, self)
+                self._request_stop(False)
+            gevent.sleep(interval)
+
+    def _stop(self) -> None:
+        import gevent
+
+        assert self.server is not None
+        self.server.draining = True
+        for server in self.stream_servers + self.datagram_servers:
+            server.close()
+        if master.reload_generation() > self.generation:
+            self._call_hook("on_worker_reload")
+        self._call_hook("on_worker_stop")
+        timers.cancel_all()
+        connections = list(self.server.connections.values())
+        pools = self.pools
+        if not self.quick_exit:
+            self.log.info("geworker: %s stopping, draining %d connection(s)", self,
+                          len(connections))
+            for conn in connections:
+                conn.drain()
+            deadline = gevent.Timeout(self.cfg.graceful_timeout, False)
+            with deadline:
+                for pool in pools:
+                    pool.join()
+        left = sum(len(pool) for pool in pools)
+        if left:
+            if not self.quick_exit:
+                self.log.warning("geworker: graceful_timeout (%ss) reached, dropping %d "
+                                 "connection(s)", self.cfg.graceful_timeout, left)
+            for pool in pools:
+                pool.kill(timeout=1)
+
+    def _call_hook(self, name: str, propagate: bool = False) -> None:
+        assert self.server is not None
+        hook = self.server.callbacks.get(name)
+        if hook is None:
+            return
+        try:
+            hook(self)
+        except Exception:
+            if propagate:
+                raise
+            self.log.exception("geworker: %s raised", name)
+
+
+def _normalize(address: Any) -> Any:
+    """Make gunicorn's parsed addresses comparable (unix paths are bytes or str)."""
+    if isinstance(address, bytes):
+        return address.decode()
+    if isinstance(address, tuple):
+        return (address[0], int(address[1]))
+    return address

@@ -1,0 +1,40 @@
+"""geworker's recommended gunicorn settings: ``gunicorn -c gunicorn_conf.py app:server``.
+
+Addresses are not set here: they are declared in the app (``Server("text://...")``).
+This file must never import the app (the master would then run stale code
+after a reload, outside gevent's monkey patching).
+"""
+
+import multiprocessing
+import os
+
+# The geworker worker class: gevent greenlets, one per connection.
+worker_class = "geworker.Worker"
+
+# One worker per CPU core: each worker is a single-threaded gevent loop.
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+
+# Concurrent connections per worker (the gevent pool size). Long-lived
+# connections each hold one; keep it below the open-file limit.
+worker_connections = 10000
+
+# The master kills a worker whose heartbeat is older than this (seconds).
+# A callback that burns CPU this long takes its worker's connections down.
+timeout = 30
+
+# On TERM/HUP a worker stops accepting, drains idle connections at once,
+# lets messages in progress finish, and is killed after this many seconds.
+graceful_timeout = 30
+
+# Recycle a worker after this many received messages (0: never); the jitter
+# keeps workers from restarting together.
+max_requests = 0
+max_requests_jitter = 0
+
+# Each instance gets its own control socket in its working directory, so two
+# instances on one machine never take over each other's socket.
+control_socket = os.path.abspath("gunicorn.ctl")
+
+# Logs to stderr; set errorlog/accesslog to files for daemon mode.
+errorlog = "-"
+loglevel = "info"

@@ -1,0 +1,168 @@
+"""Test harness: real gunicorn processes on free loopback ports.
+
+The pytest process itself is never monkey-patched: servers run as
+subprocesses (``python -m gunicorn -k geworker.Worker``) and tests talk to
+them with ordinary blocking sockets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port that is free on 127.0.0.1 for both TCP and UDP right now."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+        with socket.socket(socket.AF_INET, other) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def children(pid: int) -> list[int]:
+    """Direct child pids of ``pid`` (gunicorn's workers)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return sorted(set(out))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
+
+
+class Gunicorn:
+    """A running ``gunicorn -k geworker.Worker`` with an app written to a temp dir."""
+
+    def __init__(self, tmp: Path, source: str, args: list[str], env: dict[str, str],
+                 workers: int) -> None:
+        self.tmp = tmp
+        self.workers = workers
+        (tmp / "app.py").write_text(textwrap.dedent(source))
+        self.log_path = tmp / "gunicorn.log"
+        self.log_file = open(self.log_path, "wb")
+        cmd = [sys.executable, "-m", "gunicorn", "-k", "geworker.Worker", "-w", str(workers),
+               "--no-control-socket", "--graceful-timeout", "10", *args, "app:server"]
+        full_env = dict(os.environ, PYTHONPATH=f"{tmp}{os.pathsep}{ROOT}",
+                        PYTHONUNBUFFERED="1", **env)
+        self.proc = subprocess.Popen(cmd, cwd=tmp, env=full_env, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def ready_count(self) -> int:
+        return len(re.findall(r"geworker: worker \d+ \(index \d+\) serving", self.log()))
+
+    def wait_ready(self, count: int | None = None, timeout: float = 20.0) -> None:
+        """Wait until ``count`` workers (default: all) have logged that they serve."""
+        want = self.workers if count is None else count
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"gunicorn exited {self.proc.returncode}:\n{self.log()}")
+            return self.ready_count() >= want
+
+        wait_until(ready, timeout, what=f"{want} workers ready\n{self.log()}")
+
+    def worker_pids(self) -> list[int]:
+        return [p for p in children(self.pid) if pid_alive(p)]
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        # Workers are in the master's session: make sure none outlives the test.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.log_file.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def gunicorn(tmp_path: Path) -> Iterator:
+    """Factory: ``gunicorn(source, workers=2, args=[...], env={...})`` -> started :class:`Gunicorn`."""
+    started: list[Gunicorn] = []
+
+    def start(source: str, workers: int = 2, args: list[str] | None = None,
+              env: dict[str, str] | None = None, wait: bool = True) -> Gunicorn:
+        g = Gunicorn(tmp_path, source, args or [], env or {}, workers)
+        started.append(g)
+        if wait:
+            g.wait_ready()
+        return g
+
+    yield start
+    for g in started:
+        g.stop()
+
+
+class LineClient:
+    """A blocking text:// client."""
+
+    def __init__(self, port: int, timeout: float = 5.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.file = self.sock.makefile("rb")
+
+    def send(self, line: str) -> None:
+        self.sock.sendall(line.encode() + b"\n")
+
+    def recv(self) -> str:
+        return self.file.readline().decode().rstrip("\n")
+
+    def request(self, line: str) -> str:
+        self.send(line)
+        return self.recv()
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
