@@ -204,6 +204,17 @@ class Connection:
         if not self._busy and not self.protocol.has_partial_message:
             self._go_away()
 
+    def hand_off(self) -> None:
+        """Give the socket to another :class:`Connection` (a protocol upgrade).
+
+        This object's serve loop then ends without closing the socket or
+        running ``on_close``: the new connection owns both, and is the one
+        listed in ``server.connections``.
+        """
+        self.server.connections.pop(self.id, None)
+        counters.connections_accepted -= 1
+        self.state = CLOSED
+
     # -- the transport loop --------------------------------------------
 
     def serve(self) -> None:
