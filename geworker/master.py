@@ -29,6 +29,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import metrics, status
 from .probe import ProbeError, probe_app
 
 __all__ = ["configure", "assign_index", "reload_generation", "datagram_socket", "EXIT_BOOT_ERROR"]
@@ -96,6 +97,8 @@ def configure(cfg: Any) -> None:
         if _state.binds is not None:
             cfg.set("bind", list(_state.binds))
     _default_group(cfg)
+    status.setup_master(cfg, uri, _state.declared)  # run dir, exit counts (geworker status)
+    metrics.setup_master(cfg, status.run_dir())
 
 
 def _first_configure(cfg: Any, declared: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 from gunicorn.util import parse_address
 from gunicorn.workers import base
 
-from . import master, timers
+from . import master, status, timers
 from .errors import ConfigurationError
 from .listener import Listener
 from .server import Server
@@ -87,6 +87,7 @@ class Worker(base.Worker):
         self.datagram_servers: list[Any] = []
         self.quick_exit = False
         self._stop_event: Any = None
+        self.snapshots: status.SnapshotWriter | None = None
 
     # -- gunicorn contract ------------------------------------------------
 
@@ -223,8 +224,10 @@ class Worker(base.Worker):
         import gevent
 
         interval = max(0.05, min(1.0, self.timeout / 2)) if self.timeout else 1.0
+        self.snapshots = snapshots = status.SnapshotWriter(self, interval)
         while True:
             self.notify()
+            snapshots.write()  # status snapshot + metrics; never raises
             if self.alive and counters.messages_in >= self.max_requests:
                 self.log.info("geworker: %s messages handled (max_requests=%s), "
                               "restarting %s", counters.messages_in, self.max_requests, self)
@@ -260,6 +263,8 @@ class Worker(base.Worker):
                                  "connection(s)", self.cfg.graceful_timeout, left)
             for pool in pools:
                 pool.kill(timeout=1)
+        if self.snapshots is not None:
+            self.snapshots.remove()
 
     def _call_hook(self, name: str, propagate: bool = False) -> None:
         assert self.server is not None

@@ -1,0 +1,511 @@
+"""The ``geworker`` command: Workerman-style operations on top of gunicorn.
+
+::
+
+    geworker start APP [-d] [--run-dir DIR] [--prometheus HOST:PORT] [gunicorn options]
+    geworker stop [APP] [-g] [--wait SECONDS]
+    geworker restart [APP] [-d] [--graceful] [gunicorn options]
+    geworker reload [APP]
+    geworker status [APP] [-d] [--json]
+    geworker connections [APP] [--json]
+
+``start`` runs gunicorn itself, in this process, through gunicorn's
+application API (``-k geworker.Worker`` unless ``-k`` is given); ``-d`` uses
+gunicorn's ``--daemon`` and waits until the workers serve. Every other
+command talks to the running master: signals from gunicorn's vocabulary and
+the files of the instance's run directory (see :mod:`geworker.status`).
+
+An instance is found by its run directory: ``--run-dir``, else
+``$GEWORKER_RUN_DIR``, else ``./.geworker/<app>`` (with no APP, the only
+instance under ``./.geworker``). Its pid file is ``<run dir>/gunicorn.pid``
+unless ``-p`` was given at start, and its control socket
+``<run dir>/gunicorn.ctl``, so instances in different directories never
+interfere.
+
+Exit codes: 0 success, 1 failure (start failed, stop failed after N s, reload
+refused), 2 usage error, 3 not running, 4 already running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.wsgiapp import WSGIApplication
+
+from . import status
+from .probe import MARKER
+
+__all__ = ["EXIT_ALREADY_RUNNING", "EXIT_FAILED", "EXIT_NOT_RUNNING", "GeworkerApplication",
+           "main"]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_RUNNING = 3
+EXIT_ALREADY_RUNNING = 4
+
+CLI_FILE = "cli.json"
+PID_FILE = "gunicorn.pid"
+CONTROL_SOCKET = "gunicorn.ctl"
+LOG_FILE = "geworker.log"
+
+
+class GeworkerApplication(WSGIApplication):  # type: ignore[misc]
+    """gunicorn's WSGI application runner, fed with the ``geworker start`` options."""
+
+    def __init__(self, gunicorn_args: Sequence[str]) -> None:
+        self.gunicorn_args = list(gunicorn_args)
+        super().__init__("%(prog)s start [OPTIONS] APP_MODULE:SERVER", prog="geworker")
+
+    def load_config(self) -> None:
+        """Parse the gunicorn options given after ``geworker start`` (on every reload too)."""
+        saved = sys.argv
+        sys.argv = [saved[0], *self.gunicorn_args]
+        try:
+            super().load_config()
+        finally:
+            sys.argv = saved
+
+
+class Instance:
+    """What the command knows about one instance: its run directory and master."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.cli = status.read_json(run_dir / CLI_FILE) or {}
+        self.master = status.read_master(run_dir) or {}
+
+    @property
+    def pidfile(self) -> Path:
+        """The pid file gunicorn writes (``-p``, or the run directory's default)."""
+        return Path(self.cli.get("pidfile") or self.master.get("pidfile")
+                    or self.run_dir / PID_FILE)
+
+    def pid(self) -> int | None:
+        """The live master's pid, from the pid file (else the master's record)."""
+        candidates = []
+        with contextlib.suppress(OSError, ValueError):
+            candidates.append(int(self.pidfile.read_text().strip()))
+        if self.master.get("pid"):
+            candidates.append(int(self.master["pid"]))
+        for pid in candidates:
+            if status.master_alive(pid):
+                return pid
+        return None
+
+    @property
+    def app(self) -> str:
+        """The ``module:object`` this instance runs."""
+        return str(self.cli.get("app") or self.master.get("app") or self.run_dir.name)
+
+
+# -- locating an instance ------------------------------------------------------
+
+
+def locate(app: str | None, run_dir: str | None) -> Path:
+    """The run directory the user means (see module doc).
+
+    Raises:
+        SystemExit: with a message when several instances could be meant.
+    """
+    if run_dir:
+        return Path(run_dir).absolute()
+    if os.environ.get(status.RUN_DIR_ENV) or app:
+        return status.default_run_dir(os.getcwd(), app or "")
+    base = Path.cwd() / ".geworker"
+    found = sorted(p for p in base.glob("*")
+                   if (p / CLI_FILE).exists() or (p / status.MASTER_FILE).exists())
+    running = [p for p in found if Instance(p).pid() is not None]
+    choices = running or found
+    if len(choices) == 1:
+        return choices[0]
+    if not choices:
+        return base / "-"
+    names = ", ".join(Instance(p).app for p in choices)
+    _fail(f"several instances under {base} ({names}): name the APP or use --run-dir",
+          EXIT_USAGE)
+    raise AssertionError("unreachable")
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> None:
+    print(f"geworker: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def _running(args: argparse.Namespace) -> tuple[Instance, int]:
+    inst = Instance(locate(getattr(args, "app", None), args.run_dir))
+    pid = inst.pid()
+    if pid is None:
+        if inst.run_dir.name == "-":
+            _fail(f"not running: no geworker instance under {inst.run_dir.parent}",
+                  EXIT_NOT_RUNNING)
+        _fail(f"{inst.app} is not running (run dir {inst.run_dir})", EXIT_NOT_RUNNING)
+        raise AssertionError("unreachable")
+    return inst, pid
+
+
+# -- start ---------------------------------------------------------------------
+
+
+def _gunicorn_parser() -> argparse.ArgumentParser:
+    from gunicorn.config import Config
+
+    return Config("%(prog)s", prog="geworker start").parser()  # type: ignore[no-any-return]
+
+
+def _has(words: Sequence[str], *flags: str) -> bool:
+    for w in words:
+        for flag in flags:
+            if w == flag or (flag.startswith("--") and w.startswith(flag + "=")):
+                return True
+            if not flag.startswith("--") and w.startswith(flag) and len(w) > len(flag):
+                return True
+    return False
+
+
+def start(args: argparse.Namespace, gunicorn_args: list[str]) -> int:
+    """``geworker start``: run gunicorn here, or detached with ``-d``."""
+    parsed = _gunicorn_parser().parse_args(gunicorn_args)
+    app = parsed.args[0] if parsed.args else None
+    if app is None:
+        _fail("start needs the application, e.g. geworker start app:server", EXIT_USAGE)
+        return EXIT_USAGE
+    cwd = Path(parsed.chdir or os.getcwd()).absolute()
+    run_dir = Path(args.run_dir).absolute() if args.run_dir else status.default_run_dir(cwd, app)
+    inst = Instance(run_dir)
+    running = inst.pid()
+    if running is not None:
+        _fail(f"{app} is already running (pid {running}, run dir {run_dir})",
+              EXIT_ALREADY_RUNNING)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    extra: list[str] = []
+    if not _has(gunicorn_args, "-k", "--worker-class"):
+        extra += ["-k", "geworker.Worker"]
+    pidfile = parsed.pidfile
+    if not pidfile:
+        pidfile = str(run_dir / PID_FILE)
+        extra += ["--pid", pidfile]
+    if not _has(gunicorn_args, "--control-socket", "--no-control-socket"):
+        extra += ["--control-socket", str(run_dir / CONTROL_SOCKET)]
+    log_file = None
+    if args.daemon:
+        extra.append("--daemon")
+        if not _has(gunicorn_args, "--error-logfile", "--log-file"):
+            log_file = str(run_dir / LOG_FILE)
+            extra += ["--error-logfile", log_file]
+        else:
+            log_file = parsed.errorlog
+        if not _has(gunicorn_args, "--capture-output"):
+            extra.append("--capture-output")
+    full_args = extra + list(gunicorn_args)
+    record = {"app": app, "cwd": str(cwd), "pidfile": str(Path(cwd, pidfile)),
+              "args": list(gunicorn_args), "daemon": bool(args.daemon),
+              "log_file": log_file, "prometheus": args.prometheus}
+    status.write_json(run_dir / CLI_FILE, record)
+    os.environ[status.RUN_DIR_ENV] = str(run_dir)
+    if args.prometheus:
+        from .metrics import PROMETHEUS_ENV
+
+        os.environ[PROMETHEUS_ENV] = args.prometheus
+    if not args.daemon:
+        GeworkerApplication(full_args).run()
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:
+        # gunicorn's --daemon forks twice more and detaches. Workers are forked
+        # from this stack too, so let their SystemExit pass untouched.
+        GeworkerApplication(full_args).run()
+        sys.exit(0)
+    os.waitpid(child, 0)
+    return _wait_started(Instance(run_dir), log_file, args.wait)
+
+
+def _wait_started(inst: Instance, log_file: str | None, timeout: float) -> int:
+    """After ``start -d``: wait for the master and all its workers, or report why not."""
+    deadline = time.monotonic() + timeout
+    seen_master = False
+    while time.monotonic() < deadline:
+        inst = Instance(inst.run_dir)
+        pid = inst.pid()
+        if pid is not None:
+            seen_master = True
+            data = status.collect_status(inst.run_dir)
+            if data and data["workers"] and all(w["state"] != "starting"
+                                                for w in data["workers"]) \
+                    and len(data["workers"]) >= int(data["master"]["workers"]):
+                print(f"geworker: {inst.app} started in daemon mode (pid {pid}, "
+                      f"{len(data['workers'])} workers, log {log_file}, run dir {inst.run_dir})")
+                return 0
+        elif seen_master or _log_says_stopped(log_file):
+            break
+        time.sleep(0.1)
+    print(f"geworker: {inst.app} did not start; last lines of {log_file}:", file=sys.stderr)
+    print(_tail(log_file), file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _log_says_stopped(log_file: str | None) -> bool:
+    text = _tail(log_file, 20)
+    return any(s in text for s in ("Shutting down: Master", "Reason:", "Error:",
+                                   "Already running"))
+
+
+def _tail(path: str | None, lines: int = 15) -> str:
+    if not path:
+        return "(no log file)"
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"({exc})"
+
+
+# -- stop / restart ------------------------------------------------------------
+
+
+def stop(args: argparse.Namespace) -> int:
+    """``geworker stop``: ``QUIT`` (quick), or ``TERM`` with ``-g`` (drain first)."""
+    inst, pid = _running(args)
+    sig = signal.SIGTERM if args.graceful else signal.SIGQUIT
+    graceful_timeout = float(inst.master.get("graceful_timeout", 30))
+    wait = args.wait if args.wait is not None else (
+        graceful_timeout + 10 if args.graceful else 10.0)
+    how = "gracefully" if args.graceful else "quickly"
+    print(f"geworker: stopping {inst.app} {how} (pid {pid}, {sig.name})", flush=True)
+    os.kill(pid, sig)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if not status.master_alive(pid):
+            print(f"geworker: {inst.app} stopped")
+            return 0
+        time.sleep(0.05)
+    _fail(f"stop failed after {wait:.0f} s: pid {pid} is still running", EXIT_FAILED)
+    return EXIT_FAILED
+
+
+def restart(args: argparse.Namespace, gunicorn_args: list[str]) -> int:
+    """``geworker restart``: stop if running, then start with the same options."""
+    app = None
+    if gunicorn_args:
+        parsed = _gunicorn_parser().parse_args(gunicorn_args)
+        app = parsed.args[0] if parsed.args else None
+    inst = Instance(locate(app, args.run_dir))
+    if not gunicorn_args:
+        gunicorn_args = list(inst.cli.get("args") or [])
+        if not gunicorn_args:
+            _fail("restart needs the start options (none recorded in "
+                  f"{inst.run_dir / CLI_FILE})", EXIT_USAGE)
+    if inst.pid() is not None:
+        code = stop(argparse.Namespace(app=inst.app, run_dir=str(inst.run_dir),
+                                       graceful=args.graceful, wait=None))
+        if code:
+            return code
+    if not args.run_dir and inst.run_dir.name != "-":
+        args.run_dir = str(inst.run_dir)
+    return start(args, gunicorn_args)
+
+
+# -- reload --------------------------------------------------------------------
+
+
+def _master_environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return dict(os.environ)
+    env = {}
+    for item in raw.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep:
+            env[key.decode(errors="replace")] = value.decode(errors="replace")
+    return env
+
+
+def probe(app: str, cwd: str, env: dict[str, str], pythonpath: Sequence[str] = (),
+          timeout: float = 60.0) -> dict[str, Any]:
+    """Run ``python -m geworker.probe APP`` as the running master would.
+
+    Raises:
+        RuntimeError: with the error output when the app does not import.
+    """
+    env = dict(env)
+    paths = [cwd, *pythonpath, *filter(None, [env.get("PYTHONPATH")])]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "geworker.probe", app], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"importing {app!r} took more than {timeout:.0f} s") from None
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(MARKER) and proc.returncode == 0:
+            return json.loads(line[len(MARKER):])  # type: ignore[no-any-return]
+    detail = proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}"
+    raise RuntimeError(f"cannot load {app!r}:\n{detail}")
+
+
+def reload(args: argparse.Namespace) -> int:
+    """``geworker reload``: check the app in a subprocess, then ``HUP`` the master."""
+    inst, pid = _running(args)
+    if not inst.master:
+        _fail(f"no master record in {inst.run_dir}; send HUP yourself to skip the check")
+    cwd = str(inst.master.get("cwd") or inst.cli.get("cwd") or os.getcwd())
+    pythonpath = [p for p in str(inst.master.get("pythonpath") or "").split(",") if p]
+    try:
+        declared = probe(inst.app, cwd, _master_environ(pid), pythonpath)
+    except RuntimeError as exc:
+        _fail(f"reload refused, nothing was sent; the running workers keep serving.\n{exc}")
+    old = [(d["url"], d["bind"]) for d in inst.master.get("listeners", [])]
+    new = [(d["url"], d["bind"]) for d in declared.get("listeners", [])]
+    if old != new:
+        _fail("reload refused, nothing was sent: the app now declares listeners "
+              f"{[u for u, _ in new]} instead of {[u for u, _ in old]}; "
+              "changing listeners needs 'geworker restart'")
+    before = int(inst.master.get("reloads", 0))
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        master = status.read_master(inst.run_dir) or {}
+        if int(master.get("reloads", 0)) > before:
+            print(f"geworker: {inst.app} reloading (pid {pid}, reload #{before + 1})")
+            return 0
+        time.sleep(0.05)
+    print(f"geworker: sent HUP to {pid}, but the master has not reloaded yet", file=sys.stderr)
+    return EXIT_FAILED
+
+
+# -- status / connections ------------------------------------------------------
+
+
+def show_status(args: argparse.Namespace) -> int:
+    """``geworker status``: the global and per-process report (``-d``: refresh every second)."""
+    inst, _ = _running(args)
+    iterations = args.iterations if args.daemon else 1
+    previous: dict[int, tuple[float, int]] = {}
+    n = 0
+    while True:
+        data = status.collect_status(inst.run_dir)
+        if data is None:
+            _fail(f"{inst.app} is not running", EXIT_NOT_RUNNING)
+            return EXIT_NOT_RUNNING
+        qps: dict[int, float] | None = None
+        if args.daemon:
+            qps = {}
+            for w in data["workers"]:
+                total = (w.get("counters") or {}).get("messages_in", 0)
+                if w["pid"] in previous:
+                    t0, m0 = previous[w["pid"]]
+                    qps[w["pid"]] = (total - m0) / max(data["time"] - t0, 1e-6)
+                previous[w["pid"]] = (data["time"], total)
+        if args.json:
+            if qps is not None:
+                for w in data["workers"]:
+                    w["qps"] = round(qps.get(w["pid"], w.get("qps", 0.0)), 1)
+            print(json.dumps(data), flush=True)
+        else:
+            if args.daemon and sys.stdout.isatty():
+                print("\033[H\033[2J", end="")
+            print(status.format_status(data, qps or None), flush=True)
+        n += 1
+        if not args.daemon or (iterations and n >= iterations):
+            return 0
+        try:
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            return 0
+
+
+def show_connections(args: argparse.Namespace) -> int:
+    """``geworker connections``: every open connection of every worker."""
+    inst, _ = _running(args)
+    stamp = status.request_connections(inst.run_dir)
+    data = status.collect_connections(inst.run_dir, stamp, timeout=args.wait)
+    if data is None:
+        _fail(f"{inst.app} is not running", EXIT_NOT_RUNNING)
+        return EXIT_NOT_RUNNING
+    if args.json:
+        print(json.dumps(data))
+    else:
+        print(status.format_connections(data))
+    return 0
+
+
+# -- argument parsing ----------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``geworker`` argument parser (gunicorn options pass through ``start``)."""
+    parser = argparse.ArgumentParser(
+        prog="geworker", allow_abbrev=False,
+        description="Run and operate geworker servers on gunicorn.",
+        epilog="Exit codes: 0 ok, 1 failed, 2 usage, 3 not running, 4 already running.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, app: bool = True) -> None:
+        if app:
+            p.add_argument("app", nargs="?", help="module:server (default: the only instance "
+                           "under ./.geworker)")
+        p.add_argument("--run-dir", help="the instance's run directory")
+
+    p = sub.add_parser("start", allow_abbrev=False,
+                       help="start gunicorn (any gunicorn option may follow)")
+    common(p, app=False)
+    p.add_argument("-d", "--daemon", action="store_true", help="detach, log to a file")
+    p.add_argument("--prometheus", metavar="HOST:PORT", help="serve Prometheus metrics")
+    p.add_argument("--wait", type=float, default=60.0,
+                   help="with -d: seconds to wait for the workers (default 60)")
+    p = sub.add_parser("stop", help="stop (QUIT); -g: graceful (TERM), drain connections")
+    common(p)
+    p.add_argument("-g", "--graceful", action="store_true")
+    p.add_argument("--wait", type=float, help="seconds before 'stop failed'")
+    p = sub.add_parser("restart", allow_abbrev=False, help="stop, then start with the same options")
+    common(p, app=False)
+    p.add_argument("-d", "--daemon", action="store_true")
+    p.add_argument("--graceful", action="store_true", help="stop gracefully first")
+    p.add_argument("--prometheus", metavar="HOST:PORT")
+    p.add_argument("--wait", type=float, default=60.0)
+    p = sub.add_parser("reload", help="check the app, then HUP: new workers, old ones drain")
+    common(p)
+    p = sub.add_parser("status", help="global and per-process status")
+    common(p)
+    p.add_argument("-d", "--daemon", action="store_true", help="refresh every second, live qps")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--iterations", type=int, default=0, help=argparse.SUPPRESS)
+    p = sub.add_parser("connections", help="list every open connection")
+    common(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--wait", type=float, default=3.0,
+                   help="seconds to wait for busy workers (default 3)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``geworker`` console script."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `geworker status | head` stays quiet
+    parser = build_parser()
+    command = words[0] if words else None
+    if command in ("start", "restart"):
+        args, gunicorn_args = parser.parse_known_args(words)
+        args.app = None
+        if command == "start":
+            return start(args, gunicorn_args)
+        return restart(args, gunicorn_args)
+    args = parser.parse_args(words)
+    handlers = {"stop": stop, "reload": reload, "status": show_status,
+                "connections": show_connections}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
