@@ -1,0 +1,1 @@
+"""geworker benchmark suite: run with ``python -m bench`` from the repository root."""

@@ -1,0 +1,1 @@
+"""The servers the benchmark runs: geworker's app and the peers' minimal equivalents."""

@@ -1,0 +1,53 @@
+"""``websockets`` library echo on uvloop, forked into N processes sharing one socket.
+
+Usage: python websockets_echo.py PORT WORKERS
+
+The message ``broadcast`` is sent with ``websockets.broadcast`` to every
+connection of the process that received it.
+"""
+
+import asyncio
+import os
+import socket
+import sys
+
+
+def serve(sock):
+    import uvloop
+    from websockets.asyncio.server import broadcast, serve
+
+    async def main():
+        async def handler(ws):
+            async for message in ws:
+                if message == "broadcast":
+                    broadcast(server.connections, message)
+                else:
+                    await ws.send(message)
+
+        server = await serve(handler, sock=sock, compression=None, ping_interval=None,
+                             max_size=2**20)
+        await asyncio.Event().wait()
+
+    uvloop.run(main())
+
+
+def main():
+    port, workers = int(sys.argv[1]), int(sys.argv[2])
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(4096)
+    sock.setblocking(False)
+    for _ in range(workers):
+        if os.fork() == 0:
+            serve(sock)
+            os._exit(0)
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            return
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""What the bench reads from /proc about a server: its processes, CPU time, memory, sockets."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class Proc:
+    """One process of a server's session."""
+
+    pid: int
+    ppid: int
+    cpu: float  # utime + stime, seconds
+    rss: int  # bytes
+
+
+def session(sid: int) -> list[Proc]:
+    """Every live process whose session id is ``sid`` (a server started with start_new_session)."""
+    procs = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[3]) != sid or fields[0] == "Z":
+                continue
+            with open(f"/proc/{name}/statm") as f:
+                rss = int(f.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / TICK
+        procs.append(Proc(int(name), int(fields[1]), cpu, rss))
+    return procs
+
+
+def cpu_seconds(sid: int) -> float:
+    """utime + stime of the session's live processes."""
+    return sum(p.cpu for p in session(sid))
+
+
+def rss_bytes(sid: int) -> int:
+    """Summed resident memory of the session's processes."""
+    return sum(p.rss for p in session(sid))
+
+
+def socket_count(pid: int) -> int:
+    """Open socket file descriptors of ``pid``."""
+    count = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                    count += 1
+            except OSError:
+                pass
+    except OSError:
+        return 0
+    return count
+
+
+def worker_sockets(sid: int) -> dict[int, int]:
+    """Socket counts of the session's worker processes (every process but the leader
+    that holds at least one socket, i.e. its listener)."""
+    counts = {}
+    for p in session(sid):
+        if p.pid == sid:
+            continue
+        n = socket_count(p.pid)
+        if n:
+            counts[p.pid] = n
+    return counts
