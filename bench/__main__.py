@@ -6,6 +6,7 @@ See bench/README.md. Run from the repository root.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import importlib.util
 import os
@@ -75,10 +76,8 @@ def machine() -> str:
     versions = []
     for dist in ("geworker", "gevent", "greenlet", "gunicorn", "h11", "wsproto", "uvloop",
                  "uvicorn", "httptools", "websockets"):
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions.append(f"{dist} {importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            pass
     wrk = shutil.which("wrk")
     if wrk:
         out = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
@@ -127,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             sys.exit(f"bench: unknown {', '.join(unknown)}; known: {', '.join(known)}")
     ensure_tools(servers, workloads, not args.no_install)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # servers inherit it
     params = Params(duration=args.duration, warmup=args.warmup, connections=args.connections,
                     size=args.size, gen_procs=args.gen_procs,

@@ -1,4 +1,4 @@
-"""The result tables: per workload and server (medians over rounds), and the ratios vs the targets."""
+"""Result tables: per workload and server (medians over rounds), and ratios vs the targets."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def ratios(results: Results) -> str:
     rows = ["| target | measured | goal | met |", "|---|---:|---:|---|"]
 
     def add(label: str, value: float | None, goal: str, ok: bool | None, spec: str = ".2f",
-            unit: str = "×") -> None:
+            unit: str = "x") -> None:
         shown = "n/a" if value is None else f"{value:{spec}}{unit}"
         met = "n/a" if value is None or ok is None else ("yes" if ok else "**no**")
         rows.append(f"| {label} | {shown} | {goal} | {met} |")
@@ -99,11 +99,11 @@ def ratios(results: Results) -> str:
                            ("http", "gunicorn-gevent", None), ("ws", "websockets", 1.0)]:
         r = _ratio(results, wl, "geworker", peer)
         add(f"{WORKLOADS[wl].title}: geworker / {peer} (msg/s)", r,
-            f"≥ {goal:.1f}×" if goal else "(aim)", None if goal is None or r is None else r >= goal)
+            f"≥ {goal:.1f}x" if goal else "(aim)", None if goal is None or r is None else r >= goal)
     for wl, peer in [("text1", "gevent"), ("http", "uvicorn"), ("ws", "websockets")]:
         r = _ratio(results, wl, "geworker", peer, "cpu")
         add(f"{WORKLOADS[wl].title}: geworker / {peer} (CPU per msg, lower is better)", r,
-            "≤ 1.0×", None if r is None else r <= 1.0)
+            "≤ 1.0x", None if r is None else r <= 1.0)
     for wl, goal in [("idle_tcp", 5.0), ("idle_ws", 8.0)]:
         cell = summary(results, "geworker", wl)
         kb = cell["kb"] if cell else None
@@ -118,11 +118,11 @@ def ratios(results: Results) -> str:
     add("balance: worst spread from even across geworker workloads", worst, "≤ 20%",
         None if worst is None else worst <= 20, ".0f", "%")
     r = _ratio(results, "broadcast", "geworker", "websockets", "fanout")
-    add("broadcast fan-out time: geworker / websockets (lower is better)", r, "(aim ≤ 1.0×)", None)
+    add("broadcast fan-out time: geworker / websockets (lower is better)", r, "(aim ≤ 1.0x)", None)
     for wl in ("text1", "text16", "frame", "http", "ws"):
         best = max((summary(results, s, wl) or {}).get("rate") or 0
                    for s in WORKLOADS[wl].servers if s != "c")
         c = (summary(results, "c", wl) or {}).get("rate")
         add(f"generator headroom, {WORKLOADS[wl].title}: C server / best Python server",
-            c / best if c and best else None, "> 1.0×", None if not (c and best) else c > best)
+            c / best if c and best else None, "> 1.0x", None if not (c and best) else c > best)
     return "\n".join(rows)

@@ -7,6 +7,7 @@ Listener kinds: ``text`` (newline echo), ``frame`` (frame echo), ``http``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -123,7 +124,7 @@ class RunningServer:
         self.port = free_port()
         cmd, env = spec.command(kind, self.port, workers, build)
         self.log_path = logdir / f"{spec.name}-{kind}-{self.port}.log"
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (lives as long as the server)
         full_env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **env)
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -161,10 +162,8 @@ class RunningServer:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline and procstat.session(self.sid):
                 if self.proc.poll() is None:
-                    try:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
                         self.proc.wait(timeout=0.05)
-                    except subprocess.TimeoutExpired:
-                        pass
                 else:
                     time.sleep(0.05)
             if not procstat.session(self.sid):

@@ -197,8 +197,9 @@ def run_wrk(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sample
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors += int(non2xx[1]) if non2xx else 0
     requests = int(total[1])
+    cpu = (cpu1 - cpu0) / requests * 1e6 if requests else None
     return Sample(rate=float(rate[1]), p50_us=lat.get("50"), p99_us=lat.get("99"),
-                  errors=errors, cpu_us_per_msg=(cpu1 - cpu0) / requests * 1e6 if requests else None,
+                  errors=errors, cpu_us_per_msg=cpu,
                   balance=balance, connected=p.connections)
 
 
