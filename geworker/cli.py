@@ -221,6 +221,10 @@ def start(args: argparse.Namespace, gunicorn_args: list[str]) -> int:
         return 0
     sys.stdout.flush()
     sys.stderr.flush()
+    try:
+        log_offset = os.path.getsize(log_file) if log_file else 0
+    except OSError:
+        log_offset = 0
     child = os.fork()
     if child == 0:
         # gunicorn's --daemon forks twice more and detaches. Workers are forked
@@ -228,10 +232,11 @@ def start(args: argparse.Namespace, gunicorn_args: list[str]) -> int:
         GeworkerApplication(full_args).run()
         sys.exit(0)
     os.waitpid(child, 0)
-    return _wait_started(Instance(run_dir), log_file, args.wait)
+    return _wait_started(Instance(run_dir), log_file, log_offset, args.wait)
 
 
-def _wait_started(inst: Instance, log_file: str | None, timeout: float) -> int:
+def _wait_started(inst: Instance, log_file: str | None, log_offset: int,
+                  timeout: float) -> int:
     """After ``start -d``: wait for the master and all its workers, or report why not."""
     deadline = time.monotonic() + timeout
     seen_master = False
@@ -247,25 +252,28 @@ def _wait_started(inst: Instance, log_file: str | None, timeout: float) -> int:
                 print(f"geworker: {inst.app} started in daemon mode (pid {pid}, "
                       f"{len(data['workers'])} workers, log {log_file}, run dir {inst.run_dir})")
                 return 0
-        elif seen_master or _log_says_stopped(log_file):
+        elif seen_master or _log_says_stopped(_tail(log_file, 20, log_offset)):
             break
         time.sleep(0.1)
     print(f"geworker: {inst.app} did not start; last lines of {log_file}:", file=sys.stderr)
-    print(_tail(log_file), file=sys.stderr)
+    print(_tail(log_file, 15, log_offset), file=sys.stderr)
     return EXIT_FAILED
 
 
-def _log_says_stopped(log_file: str | None) -> bool:
-    text = _tail(log_file, 20)
+def _log_says_stopped(text: str) -> bool:
     return any(s in text for s in ("Shutting down: Master", "Reason:", "Error:",
                                    "Already running"))
 
 
-def _tail(path: str | None, lines: int = 15) -> str:
+def _tail(path: str | None, lines: int, offset: int = 0) -> str:
+    """The last ``lines`` lines of ``path`` written after byte ``offset``."""
     if not path:
         return "(no log file)"
     try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
     except OSError as exc:
         return f"({exc})"
 

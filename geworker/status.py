@@ -435,8 +435,8 @@ class SnapshotWriter:
             requested = self.request_path.stat().st_mtime_ns
         except FileNotFoundError:
             return
-        if requested <= self.served_request:
-            return
+        if requested <= self.served_request or time.time_ns() - requested > 10**10:
+            return  # answered already, or too old to have a reader waiting
         self.served_request = requested
         server = self.worker.server
         now, pid = time.time(), os.getpid()

@@ -1,0 +1,161 @@
+"""Load clients for reload/crash tests: many client kinds, bounded in time and count.
+
+Each client kind is a function ``run(port, stop, stats)`` running in its own
+thread until ``stop`` is set. New kinds (HTTP keep-alive, WebSocket, UDP)
+plug into :func:`run_load` the same way.
+
+Counting rules for text echo (the text protocol has no "going away" message):
+a server that drains closes an *idle* connection, so a request sent at that
+moment may get EOF or a reset without a reply. It was never processed, so the
+client reconnects and resends it; that is a ``reconnects``, not an error.
+Errors are: a refused or timed-out connection, a wrong reply, a reply missing
+after a reconnect and resend.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+MAX_OPS_PER_CLIENT = 200_000
+
+
+@dataclass
+class Stats:
+    """Counts per client kind, shared by its threads."""
+
+    ok: Counter[str] = field(default_factory=Counter)
+    reconnects: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_ok(self, kind: str) -> None:
+        with self.lock:
+            self.ok[kind] += 1
+
+    def add_reconnect(self, kind: str) -> None:
+        with self.lock:
+            self.reconnects[kind] += 1
+
+    def add_error(self, kind: str, what: str) -> None:
+        with self.lock:
+            self.errors.append(f"{kind}: {what}")
+
+    def summary(self) -> dict[str, object]:
+        with self.lock:
+            return {"ok": dict(self.ok), "reconnects": dict(self.reconnects),
+                    "errors": len(self.errors), "first_errors": self.errors[:5]}
+
+
+class _LineConn:
+    def __init__(self, port: int, timeout: float) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.file = self.sock.makefile("rb")
+
+    def request(self, line: bytes) -> bytes | None:
+        """The reply line, or None if the server closed the connection first."""
+        try:
+            self.sock.sendall(line + b"\n")
+            reply = self.file.readline()
+        except (ConnectionResetError, BrokenPipeError):
+            return None
+        return reply.rstrip(b"\n") if reply else None
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+def text_echo(port: int, stop: threading.Event, stats: Stats, pause: float = 0.002) -> None:
+    """One persistent text connection sending numbered lines, reconnecting on server close."""
+    kind = "text_echo"
+    conn = None
+    n = 0
+    while not stop.is_set() and n < MAX_OPS_PER_CLIENT:
+        n += 1
+        line = f"msg-{threading.get_ident()}-{n}".encode()
+        for attempt in range(2):
+            try:
+                if conn is None:
+                    conn = _LineConn(port, timeout=10)
+                reply = conn.request(line)
+            except OSError as exc:
+                stats.add_error(kind, f"{type(exc).__name__}: {exc}")
+                conn = None
+                time.sleep(0.05)
+                break
+            if reply is None:  # closed while idle by a draining worker
+                conn.close()
+                conn = None
+                if attempt == 0:
+                    stats.add_reconnect(kind)
+                    continue
+                stats.add_error(kind, "closed twice without reply")
+                break
+            if reply != line:
+                stats.add_error(kind, f"wrong reply {reply!r} to {line!r}")
+            else:
+                stats.add_ok(kind)
+            break
+        time.sleep(pause)
+    if conn is not None:
+        conn.close()
+
+
+def text_connect_loop(port: int, stop: threading.Event, stats: Stats) -> None:
+    """A loop of new connections: connect, one line, reply, close."""
+    kind = "text_connect"
+    n = 0
+    while not stop.is_set() and n < MAX_OPS_PER_CLIENT:
+        n += 1
+        line = f"new-{threading.get_ident()}-{n}".encode()
+        for attempt in range(2):
+            try:
+                conn = _LineConn(port, timeout=10)
+            except OSError as exc:
+                stats.add_error(kind, f"connect: {type(exc).__name__}: {exc}")
+                time.sleep(0.05)
+                break
+            reply = conn.request(line)
+            conn.close()
+            if reply is None and attempt == 0:
+                stats.add_reconnect(kind)
+                continue
+            if reply != line:
+                stats.add_error(kind, f"reply {reply!r} to {line!r}")
+            else:
+                stats.add_ok(kind)
+            break
+
+
+ClientFn = Callable[[int, threading.Event, Stats], None]
+
+
+@contextmanager
+def run_load(port: int, clients: list[tuple[ClientFn, int]],
+             max_seconds: float = 60.0) -> Iterator[Stats]:
+    """Run ``threads`` copies of each client function against ``port`` during the block.
+
+    Threads stop when the block exits (or after ``max_seconds``, whichever
+    comes first); the block gets the shared :class:`Stats`.
+    """
+    stats = Stats()
+    stop = threading.Event()
+    timer = threading.Timer(max_seconds, stop.set)
+    timer.start()
+    threads = [threading.Thread(target=fn, args=(port, stop, stats), daemon=True)
+               for fn, count in clients for _ in range(count)]
+    for t in threads:
+        t.start()
+    try:
+        yield stats
+    finally:
+        stop.set()
+        timer.cancel()
+        for t in threads:
+            t.join(timeout=15)
