@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import report
 from .servers import SERVERS, RunningServer, ServerFailed
-from .workloads import WORKLOADS, Params, Sample, run
+from .workloads import DEFAULT_WORKLOADS, WORKLOADS, Params, Sample, run
 
 HERE = Path(__file__).resolve().parent
 PEER_MODULES = {"uvloop": ["uvloop"], "websockets": ["websockets", "uvloop"],
@@ -90,8 +90,9 @@ def machine() -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    ap.add_argument("--workloads", default=",".join(WORKLOADS),
-                    help=f"comma-separated, from: {', '.join(WORKLOADS)}")
+    ap.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS),
+                    help=f"comma-separated, from: {', '.join(WORKLOADS)} "
+                    "(default: all but scale)")
     ap.add_argument("--servers", default=",".join(SERVERS),
                     help=f"comma-separated, from: {', '.join(SERVERS)}")
     ap.add_argument("--rounds", type=int, default=3)

@@ -63,7 +63,7 @@ def table(results: Results, workloads: list[str], servers: list[str]) -> str:
             if cell is None:
                 rows.append(f"| {wl.title} | {server} | n/a | | | | | | | |")
                 continue
-            idle = wl.mode in ("idle", "idlews", "broadcast")
+            idle = wl.mode in ("idle", "idlews", "broadcast", "scale")
             rows.append(
                 f"| {wl.title}"
                 + (f" ({cell['connected']:,.0f})" if idle else "")
@@ -71,8 +71,9 @@ def table(results: Results, workloads: list[str], servers: list[str]) -> str:
                 f" | {'' if idle else _fmt(cell['p50'])} | {'' if idle else _fmt(cell['p99'])}"
                 f" | {cell['errors']} | {'' if idle else _fmt(cell['cpu'], '.1f')}"
                 f" | {cell['balance'] if wl.workers > 1 else ''}"
-                f" | {_fmt(cell['kb'], '.1f') if wl.mode != 'broadcast' and idle else ''}"
-                f" | {_fmt(cell['fanout'], '.1f') if wl.mode == 'broadcast' else ''} |")
+                f" | {_fmt(cell['kb'], '.1f') if wl.mode in ('idle', 'idlews') else ''}"
+                f" | {_fmt(cell['fanout'], '.1f') if wl.mode in ('broadcast', 'scale') else ''}"
+                + "".join(f" ({n})" for n in cell["notes"] if wl.mode == "scale") + " |")
     return "\n".join(rows)
 
 

@@ -45,7 +45,12 @@ WORKLOADS = {w.name: w for w in [
              ("geworker", "websockets", "c")),
     Workload("broadcast", "ws-broadcast", "broadcast", "broadcast fan-out (1 process)", 1,
              ("geworker", "websockets"), workers=1),
+    # Not run by default: point 2's scale check, e.g. --workloads scale --servers geworker
+    # --workers 8 --idle-connections 100000 --idle-procs 8
+    Workload("scale", "ws-broadcast", "scale", "WebSocket scale: echo on each, then broadcast", 1,
+             ("geworker", "websockets")),
 ]}
+DEFAULT_WORKLOADS = [w for w in WORKLOADS if w != "scale"]
 
 
 @dataclass
@@ -247,21 +252,32 @@ def run_idle(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sampl
 def run_broadcast(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sample:
     """Hold many WebSocket connections, send one ``broadcast``: time until the last has it."""
     n = p.idle_connections
-    gen = _Gen([str(loadgen), "broadcast", "-p", str(rs.port), "-c", str(n), "-P",
-                str(p.idle_procs), "-S", str(p.idle_procs), "-T", "60", "-d", "30"])
+    connect_time = max(60, n // 1000)
+    cmd = [str(loadgen), "broadcast", "-p", str(rs.port), "-c", str(n), "-P", str(p.idle_procs),
+           "-S", str(p.idle_procs), "-T", str(connect_time), "-d", "30"]
+    if wl.mode == "scale":
+        cmd.append("-E")  # every connection answers one echo before the broadcast
+    baseline = procstat.worker_sockets(rs.sid)
+    gen = _Gen(cmd)
     try:
-        ready = gen.expect("READY", 90).split()
+        ready = gen.expect("READY", connect_time + 30).split()
+        balance = _balance(rs, baseline)
         res = _parse(gen.expect("RESULT", 45))
     finally:
         gen.kill()
     if "error" in res:
         raise RuntimeError(f"broadcast: {res['error']}")
-    return Sample(fanout_ms=float(res["last_ms"]), connected=int(ready[1]),
-                  errors=int(ready[2]) + int(res["missing"]) + int(res["errors"]))
+    connected = int(ready[1])
+    sample = Sample(fanout_ms=float(res["last_ms"]), connected=connected, balance=balance,
+                    errors=int(ready[2]) + int(res["errors"]),
+                    note=f"{res['received']} of {connected} got the broadcast")
+    if wl.mode == "broadcast":  # one process: every connection must get it
+        sample.errors += int(res["missing"])
+    return sample
 
 
 RUNNERS: dict[str, Any] = {"wrk": run_wrk, "idle": run_idle, "idlews": run_idle,
-                           "broadcast": run_broadcast}
+                           "broadcast": run_broadcast, "scale": run_broadcast}
 
 
 def run(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sample:

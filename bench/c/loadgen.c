@@ -10,6 +10,7 @@
  *   idlews     the same after a WebSocket handshake
  *   broadcast  hold C WebSocket connections, send one "broadcast" message on
  *              an extra connection and time until every connection got it
+ * With -E (idlews, broadcast) each connection must answer one echo to count as ready.
  * Every echo is compared byte for byte with what was sent; a mismatch,
  * an early close or a connect failure counts as an error.
  *
@@ -45,7 +46,7 @@
 #define NB 40960 /* histogram buckets, see bucket() */
 
 enum { M_TEXT, M_FRAME, M_WS, M_IDLE, M_IDLEWS, M_BCAST };
-enum { S_CONNECTING, S_HANDSHAKE, S_READY, S_DEAD };
+enum { S_CONNECTING, S_HANDSHAKE, S_ECHO, S_READY, S_DEAD };
 
 struct result {
     uint64_t msgs, errors, conn_errors, connected, received;
@@ -71,7 +72,8 @@ struct conn {
 };
 
 static int mode, port = 0, nconns = 100, nprocs = 4, pipeline = 1, size = 64, src_base = 10;
-static int nsrc = 0;
+static int nsrc = 0, echo_check = 0;
+static const char CHECK_FRAME[] = "\x81\x85\x00\x00\x00\x00" "check", CHECK_ECHO[] = "\x81\x05" "check";
 static double duration = 5, warmup = 1, connect_timeout = 20;
 static const char *host = "127.0.0.1";
 static struct shared *sh;
@@ -296,18 +298,45 @@ static void child_main(int child, int first, int count) {
                 c->hs[c->hs_len] = 0;
                 char *end = strstr(c->hs, "\r\n\r\n");
                 if (end) {
-                    pending--;
                     if (strncmp(c->hs, "HTTP/1.1 101", 12) != 0 || end + 4 != c->hs + c->hs_len) {
                         kill_conn(ep, c, r, 1);
+                        pending--;
                         done++;
+                    } else if (echo_check) {
+                        /* one echo round trip before the connection counts as ready */
+                        c->state = S_ECHO;
+                        c->hs_len = 0;
+                        if (write(c->fd, CHECK_FRAME, sizeof CHECK_FRAME - 1) != sizeof CHECK_FRAME - 1) {
+                            kill_conn(ep, c, r, 1);
+                            pending--;
+                            done++;
+                        }
                     } else {
                         c->state = S_READY;
+                        pending--;
                         ready++;
                     }
                 } else if (c->hs_len >= sizeof c->hs - 1) {
                     kill_conn(ep, c, r, 1);
                     pending--;
                     done++;
+                }
+            } else if (c->state == S_ECHO) {
+                ssize_t m = read(c->fd, c->hs + c->hs_len, sizeof CHECK_ECHO - 1 - c->hs_len);
+                if (m < 0 && errno == EAGAIN) continue;
+                if (m <= 0 || memcmp(c->hs + c->hs_len, CHECK_ECHO + c->hs_len, (size_t)m) != 0) {
+                    if (m > 0) r->errors++;
+                    kill_conn(ep, c, r, m <= 0);
+                    pending--;
+                    done++;
+                    continue;
+                }
+                c->hs_len += (size_t)m;
+                if (c->hs_len == sizeof CHECK_ECHO - 1) {
+                    c->state = S_READY;
+                    c->hs_len = 0;
+                    pending--;
+                    ready++;
                 }
             } else if (c->state == S_READY) {
                 /* data or EOF before the load starts: unexpected */
@@ -318,7 +347,7 @@ static void child_main(int child, int first, int count) {
         }
     }
     for (int i = 0; i < count; i++)
-        if (conns[i].state == S_CONNECTING || conns[i].state == S_HANDSHAKE) kill_conn(ep, &conns[i], r, 1);
+        if (conns[i].state != S_READY && conns[i].state != S_DEAD) kill_conn(ep, &conns[i], r, 1);
     r->connected = (uint64_t)ready;
     __atomic_add_fetch(&sh->ready, 1, __ATOMIC_SEQ_CST);
 
@@ -421,6 +450,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: loadgen MODE -p PORT [-H host] [-c conns] [-P procs] [-d secs] [-w warmup]\n"
             "       [-n pipeline] [-s size] [-S nsources] [-B first_source_octet] [-T connect_timeout]\n"
+            "       [-E]  (idlews, broadcast: one echo per connection before it counts as ready)\n"
             "MODE: text frame ws idle idlews broadcast\n");
     exit(2);
 }
@@ -438,7 +468,7 @@ int main(int argc, char **argv) {
     ws_mode = mode == M_WS || mode == M_IDLEWS || mode == M_BCAST;
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "p:H:c:P:d:w:n:s:S:B:T:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:H:c:P:d:w:n:s:S:B:T:E")) != -1) {
         switch (opt) {
         case 'p': port = atoi(optarg); break;
         case 'H': host = optarg; break;
@@ -451,6 +481,7 @@ int main(int argc, char **argv) {
         case 'S': nsrc = atoi(optarg); break;
         case 'B': src_base = atoi(optarg); break;
         case 'T': connect_timeout = atof(optarg); break;
+        case 'E': echo_check = 1; break;
         default: usage();
         }
     }
