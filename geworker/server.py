@@ -98,6 +98,8 @@ class Server:
         self.connections: dict[int, Connection] = {}
         #: Set when this worker stops: connections opened from now on drain at once.
         self.draining = False
+        #: Answers HTTP requests instead of ``on_message`` (see :meth:`mount_wsgi`).
+        self.http_handler: Callable[..., Any] | None = None
         for url in urls:
             self.listen(url)
 
@@ -131,6 +133,17 @@ class Server:
     def datagram_listeners(self) -> list[Listener]:
         """UDP listeners, bound by the gunicorn master itself."""
         return [lnr for lnr in self.listeners if lnr.is_datagram]
+
+    def mount_wsgi(self, app: Callable[..., Any]) -> None:
+        """Answer the HTTP requests of this server's ``http://`` listeners with a WSGI app.
+
+        WebSocket upgrades on the same port still go to the WebSocket
+        callbacks, and ``on_message`` keeps the messages of other protocols.
+        See :mod:`geworker.wsgi`.
+        """
+        from .wsgi import WSGIHandler
+
+        self.http_handler = WSGIHandler(app)
 
     def broadcast(self, message: Any, exclude: Iterable[int] = ()) -> int:
         """Send ``message`` to every open stream connection of this worker.

@@ -49,6 +49,38 @@ class Options:
         "the connection anyway.",
         default=5.0,
     )
+    http_max_head_size: int = _doc(
+        "HTTP: largest request head (request line and headers) in bytes; a bigger "
+        "one is answered 431 and the connection closed.",
+        default=16 * KiB,
+    )
+    http_max_body_size: int = _doc(
+        "HTTP: largest request body in bytes (declared or received, chunked "
+        "included); a bigger one is answered 413 and the connection closed.",
+        default=10 * MiB,
+    )
+    http_head_timeout: float = _doc(
+        "HTTP: seconds to receive a complete request head, counted from the accept "
+        "or from the first byte of a keep-alive request. Slower clients get 408 "
+        "and are closed.",
+        default=10.0,
+    )
+    http_body_timeout: float = _doc(
+        "HTTP: seconds to receive a request body once its head arrived (408 and "
+        "close past it); also the longest a streamed response waits for a client "
+        "that stopped reading before the connection is closed.",
+        default=30.0,
+    )
+    http_keepalive_timeout: float = _doc(
+        "HTTP: seconds an idle keep-alive connection waits for its next request "
+        "before it is closed (quietly, as nothing was asked).",
+        default=5.0,
+    )
+    http_max_requests_per_connection: int = _doc(
+        "HTTP: requests served on one connection before it is closed (the last "
+        "response carries 'Connection: close'); 0 means no limit.",
+        default=1000,
+    )
 
     def __post_init__(self) -> None:
         if self.max_package_size < 1:
@@ -59,6 +91,15 @@ class Options:
             raise ConfigurationError("idle_timeout must be positive or None")
         if self.close_timeout < 0:
             raise ConfigurationError("close_timeout must not be negative")
+        if self.http_max_head_size < 256:
+            raise ConfigurationError("http_max_head_size must be at least 256 bytes")
+        if self.http_max_body_size < 0:
+            raise ConfigurationError("http_max_body_size must not be negative")
+        for name in ("http_head_timeout", "http_body_timeout", "http_keepalive_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigurationError(f"{name} must be positive")
+        if self.http_max_requests_per_connection < 0:
+            raise ConfigurationError("http_max_requests_per_connection must not be negative")
 
     def replace(self, **changes: Any) -> Options:
         """Return a copy with ``changes`` applied, rejecting unknown names."""

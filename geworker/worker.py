@@ -120,9 +120,13 @@ class Worker(base.Worker):
         super().load_wsgi()
         app = self.wsgi
         if not isinstance(app, Server):
-            raise ConfigurationError(
-                f"{self.cfg.default_proc_name!r} is a {type(app).__name__}, "
-                "not a geworker.Server")
+            if not callable(app):
+                raise ConfigurationError(
+                    f"{self.cfg.default_proc_name!r} is a {type(app).__name__}, "
+                    "neither a geworker.Server nor a WSGI application")
+            from .wsgi import server_for_wsgi_app  # a plain WSGI app on gunicorn's binds
+
+            app = server_for_wsgi_app(app, [address for _, address in self.bindings], self.cfg)
         self.server = app
         self.bindings = self._match_listeners(app)
         self._call_hook("on_worker_start", propagate=True)

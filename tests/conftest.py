@@ -71,14 +71,14 @@ class Gunicorn:
     """A running ``gunicorn -k geworker.Worker`` with an app written to a temp dir."""
 
     def __init__(self, tmp: Path, source: str, args: list[str], env: dict[str, str],
-                 workers: int) -> None:
+                 workers: int, target: str = "app:server") -> None:
         self.tmp = tmp
         self.workers = workers
         (tmp / "app.py").write_text(textwrap.dedent(source))
         self.log_path = tmp / "gunicorn.log"
         self.log_file = open(self.log_path, "wb")
         cmd = [sys.executable, "-m", "gunicorn", "-k", "geworker.Worker", "-w", str(workers),
-               "--no-control-socket", "--graceful-timeout", "10", *args, "app:server"]
+               "--no-control-socket", "--graceful-timeout", "10", *args, target]
         full_env = dict(os.environ, PYTHONPATH=f"{tmp}{os.pathsep}{ROOT}",
                         PYTHONUNBUFFERED="1", **env)
         self.proc = subprocess.Popen(cmd, cwd=tmp, env=full_env, stdout=self.log_file,
@@ -134,8 +134,9 @@ def gunicorn(tmp_path: Path) -> Iterator:
     started: list[Gunicorn] = []
 
     def start(source: str, workers: int = 2, args: list[str] | None = None,
-              env: dict[str, str] | None = None, wait: bool = True) -> Gunicorn:
-        g = Gunicorn(tmp_path, source, args or [], env or {}, workers)
+              env: dict[str, str] | None = None, wait: bool = True,
+              target: str = "app:server") -> Gunicorn:
+        g = Gunicorn(tmp_path, source, args or [], env or {}, workers, target)
         started.append(g)
         if wait:
             g.wait_ready()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import ConfigurationError
 from .base import Protocol
 from .frame import FrameProtocol
+from .http import HttpProtocol
 from .raw import RawProtocol
 from .text import TextProtocol
 from .workerman import WorkermanProtocol
@@ -26,6 +27,7 @@ _REGISTRY: dict[str, tuple[type[Protocol], str]] = {
     "unix": (RawProtocol, "unix"),
     "text": (TextProtocol, "tcp"),
     "frame": (FrameProtocol, "tcp"),
+    "http": (HttpProtocol, "tcp"),
 }
 
 

@@ -1,0 +1,495 @@
+"""The transport loop of ``http://`` listeners.
+
+:class:`HttpConnection` reads bytes, feeds :class:`~geworker.protocols.http.HttpProtocol`
+and calls ``on_message(conn, request)`` (or the WSGI application mounted
+with ``Server.mount_wsgi``) once per complete request, strictly in order
+(keep-alive and pipelining). The callback answers with ``conn.send(...)``.
+
+Timeouts follow the protocol's phase: ``http_head_timeout`` for a request
+head (from the accept, or from the first byte of a keep-alive request),
+``http_body_timeout`` for its body (both answered 408 and closed),
+``http_keepalive_timeout`` between requests (closed quietly).
+
+Error answers (400, 408, 413, 431, 501, 505) use a lingering close: the
+answer is flushed, the write side shut, and what the client still sends is
+read and dropped for a moment, so the client sees the answer instead of a
+connection reset.
+
+A request asking for ``Upgrade: websocket`` is handed to
+``geworker.websocket_connection.upgrade_from_http`` (see
+:mod:`geworker.protocols.http`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from .connection import CLOSING, OPEN, Connection
+from .errors import LocalProtocolError, RemoteProtocolError
+from .http import (
+    OCTETS,
+    TEXT,
+    EventStream,
+    FileResponse,
+    HTTPError,
+    Request,
+    Response,
+    make_response,
+)
+from .protocols.http import BODY, HEAD, IDLE, HttpProtocol, error_response
+from .stats import counters
+
+if TYPE_CHECKING:
+    from .listener import Listener
+    from .server import Server
+
+__all__ = ["HttpConnection"]
+
+RECV_SIZE = 65536
+#: How long, and how many bytes, a lingering close reads and drops.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 4 * 1024 * 1024
+
+_TEXT = TEXT.encode()
+_OCTETS = OCTETS.encode()
+_monotonic = time.monotonic
+
+
+class HttpConnection(Connection):
+    """One HTTP/1.1 client connection.
+
+    Attributes:
+        request: the :class:`~geworker.http.Request` being answered (the
+            last one, between requests).
+    """
+
+    __slots__ = ("_access", "_ctype", "_handler", "_response", "_sent", "_started",
+                 "_started_at", "_status", "_stream_open", "request")
+
+    protocol: HttpProtocol
+
+    def __init__(self, sock: socket.socket, remote_address: Any, listener: Listener,
+                 server: Server, log: Any = None) -> None:
+        super().__init__(sock, remote_address, listener, server, log)
+        self.protocol.remote_address = remote_address
+        self.request: Request | None = None
+        self._started = False
+        self._stream_open = False
+        self._response: Response | None = None
+        self._ctype = TEXT
+        self._status = 0
+        self._sent = 0
+        self._started_at = 0.0
+        self._handler = getattr(server, "http_handler", None) or self._callbacks.get("on_message")
+        # gunicorn's Logger says whether access logging is configured at all.
+        self._access = bool(getattr(self.log, "access_log_enabled", False))
+
+    # -- answering ----------------------------------------------------------
+
+    def send(self, message: Any) -> bool:
+        """Answer the current request.
+
+        ``message`` is a :class:`~geworker.http.Response` (or subclass:
+        :class:`~geworker.http.FileResponse`, :class:`~geworker.http.EventStream`)
+        or a shortcut: ``str``, ``bytes``, ``dict``/``list`` (JSON). Streamed
+        and file bodies are written before this returns, waiting for the
+        client to read as needed. Returns False when the connection is closed.
+
+        Raises:
+            LocalProtocolError: when the request was already answered, or for
+                an invalid response (e.g. CR/LF in a header value).
+        """
+        if self.state is not OPEN:
+            return False
+        if self._started:
+            raise LocalProtocolError("this request was already answered")
+        if self.request is None:
+            raise LocalProtocolError("there is no request to answer on this connection")
+        protocol = self.protocol
+        if self._draining:
+            protocol.keep_alive = False
+        kind = type(message)
+        if kind is str or kind is bytes:  # the hot path
+            if kind is str:
+                body = message.encode()
+                data = protocol.simple_response(body, _TEXT)
+                self._ctype = TEXT
+            else:
+                body = message
+                data = protocol.simple_response(body, _OCTETS)
+                self._ctype = OCTETS
+            self._started = True
+            self._status = 200
+            self._sent = len(body)
+            ok = self.send_raw(data)
+            self._done()
+            return ok
+        return self._send_response(make_response(message))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything sent so far was handed to the kernel.
+
+        Returns False when the connection closed or ``timeout`` expired first.
+        """
+        writer = self._writer
+        if writer is not None:
+            writer.join(timeout=timeout)
+        return self._writer is None and self.state is OPEN
+
+    def _send_response(self, response: Response) -> bool:
+        protocol = self.protocol
+        self._response = response
+        if isinstance(response, EventStream):
+            head, _ = protocol.encode_head(response, None, chunk=False)
+            self._started = True
+            self._stream_open = True
+            self._status = response.status
+            ok = self.send_raw(head + response.attach(self))
+            if self._access:
+                self._log_access()
+            return ok
+        if isinstance(response, FileResponse):
+            return self._send_file(response)
+        body = response.body
+        if isinstance(body, bytes):
+            data = protocol.encode(response)
+            self._started = True
+            self._status = response.status
+            self._sent = len(body)
+            ok = self.send_raw(data)
+            self._done()
+            return ok
+        return self._send_iterable(response, body)
+
+    def _send_iterable(self, response: Response, body: Any) -> bool:
+        protocol = self.protocol
+        head, chunked = protocol.encode_head(response, None)
+        declared = response.get_header("content-length")
+        self._started = True
+        self._status = response.status
+        ok = self.send_raw(head)
+        sent = 0
+        if ok and not protocol.head_only and response.status not in (204, 304):
+            for chunk in body:
+                if isinstance(chunk, str):
+                    chunk = chunk.encode()
+                if not chunk:
+                    continue
+                sent += len(chunk)
+                if chunked:
+                    chunk = b"%x\r\n%b\r\n" % (len(chunk), chunk)
+                if not self.send_raw(chunk) or not self._wait_writable():
+                    ok = False
+                    break
+            if ok and chunked:
+                ok = self.send_raw(b"0\r\n\r\n")
+            if declared is not None and declared.strip() != str(sent):
+                self.log.warning("geworker: response body of %s bytes for Content-Length %s "
+                                 "on connection #%s; closing it", sent, declared, self.id)
+                protocol.keep_alive = False
+        self._sent = sent
+        self._done()
+        return ok
+
+    def _send_file(self, response: FileResponse) -> bool:
+        try:
+            short, f, length = response.prepare(self.request)
+        except HTTPError as exc:
+            return self._send_response(exc.response())
+        if short is not None or f is None:
+            return self._send_response(short or Response(b"", 404))
+        try:
+            head, _ = self.protocol.encode_head(response, length)
+            self._started = True
+            self._status = response.status
+            ok = self.send_raw(head)
+            remaining = 0 if self.protocol.head_only else length
+            while ok and remaining > 0:
+                chunk = f.read(min(response.chunk_size, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                ok = self.send_raw(chunk) and self._wait_writable()
+            if remaining:
+                self.protocol.keep_alive = False  # the file shrank or the client left
+        finally:
+            f.close()
+        self._sent = length
+        self._done()
+        return ok
+
+    def _wait_writable(self) -> bool:
+        """Between chunks: wait while the kernel cannot take more (bounded)."""
+        writer = self._writer
+        if writer is not None:
+            writer.join(timeout=self.listener.options.http_body_timeout)
+            if self._writer is not None:
+                self.log.info("geworker: connection #%s from %s stopped reading a response; "
+                              "closing it", self.id, self.remote_address)
+                self._shutdown()
+                return False
+        return self.state is OPEN
+
+    def _done(self) -> None:
+        """The response is complete: log it, and close unless keep-alive."""
+        if self._access:
+            self._log_access()
+        if not self.protocol.keep_alive:
+            self.close()
+
+    # -- the transport loop ---------------------------------------------------
+
+    def _serve(self) -> None:
+        on_connect = self._callbacks.get("on_connect")
+        if on_connect is not None and not self._run_callback(on_connect, self):
+            return
+        if self.server.draining:
+            self.drain()
+        protocol = self.protocol
+        sock = self.socket
+        recv = sock.recv
+        options = self.listener.options
+        head_timeout = options.http_head_timeout
+        body_timeout = options.http_body_timeout
+        idle_timeout = options.http_keepalive_timeout
+        # The first head must arrive within head_timeout of the accept.
+        deadline: float | None = _monotonic() + head_timeout
+        cycle: tuple[int, Any] = (0, IDLE)
+        while True:
+            if self._resume is not None:
+                self._resume.wait()
+            phase = protocol.phase
+            if (protocol.requests, phase) != cycle:
+                if not (phase is HEAD and cycle == (0, IDLE)):
+                    if phase is IDLE:
+                        deadline = _monotonic() + idle_timeout
+                    elif phase is HEAD:
+                        deadline = _monotonic() + head_timeout
+                    elif phase is BODY:
+                        deadline = _monotonic() + body_timeout
+                    else:
+                        deadline = None
+                cycle = (protocol.requests, phase)
+            try:
+                if deadline is None:
+                    sock.settimeout(None)
+                else:
+                    remaining = deadline - _monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError
+                    sock.settimeout(remaining)
+                data = recv(RECV_SIZE)
+            except TimeoutError:
+                if self.state is OPEN:
+                    self._timed_out(phase)
+                return
+            except OSError:
+                return
+            if not data:
+                return
+            if self.state is not OPEN:
+                continue  # closing: discard input until the socket is shut
+            size = len(data)
+            self.bytes_read += size
+            counters.bytes_in += size
+            try:
+                messages = protocol.receive_data(data)
+                out = protocol.data_to_send()
+                if out:
+                    self.send_raw(out)
+                while messages:
+                    if not self._dispatch(messages):
+                        return
+                    if self.state is not OPEN or self._stream_open:
+                        break
+                    messages = protocol.next_cycle()
+                    out = protocol.data_to_send()
+                    if out:
+                        self.send_raw(out)
+            except RemoteProtocolError as exc:
+                self._reject(exc)
+                return
+            if self._draining and self.state is OPEN and protocol.phase is IDLE:
+                self._go_away()
+
+    def _dispatch(self, messages: list[Any]) -> bool:
+        """Answer one request; False ends the loop (upgrade, or a failed callback)."""
+        request: Request = messages[0]
+        counters.messages_in += 1
+        if request.is_websocket_upgrade:
+            return self._upgrade(request)
+        previous = self.request
+        if previous is not None and not isinstance(previous._body, bytes):
+            previous.close()
+        self.request = request
+        self._started = False
+        self._response = None
+        if self._access:
+            self._started_at = _monotonic()
+        handler = self._handler
+        self._busy = True
+        try:
+            if handler is None:
+                self.send(Response(b"no on_message callback\n", 404, content_type=TEXT))
+            else:
+                handler(self, request)
+        except HTTPError as exc:
+            if not self._started:
+                self.send(exc.response())
+            else:
+                self.close()
+        except Exception as exc:
+            self._callback_failed("on_message", exc)
+            return False
+        finally:
+            self._busy = False
+        if not self._started and self.state is OPEN:
+            self.log.error("geworker: on_message returned without answering %s %s on "
+                           "connection #%s; answering 500", request.method, request.target,
+                           self.id)
+            self._answer_500()
+        return True
+
+    def _upgrade(self, request: Request) -> bool:
+        """The WebSocket seam: hand the socket to the WebSocket side."""
+        try:
+            from .websocket_connection import upgrade_from_http  # type: ignore[import-not-found]
+        except ImportError:
+            self.log.warning("geworker: WebSocket upgrade on %s but WebSocket support is "
+                             "not available; answering 501", self.listener.url)
+            self._fail(error_response(501))
+            return False
+        self.request = request
+        try:
+            upgrade_from_http(self, request, self.protocol.take_trailing_data())
+        except Exception as exc:
+            self._callback_failed("websocket upgrade", exc)
+        return False
+
+    def _callback_failed(self, name: str, exc: Exception) -> None:
+        """A callback raised: log it, answer 500 if nothing was sent yet, close."""
+        counters.errors["callback"] += 1
+        self.log.exception("geworker: %s raised on connection #%s from %s; closing it",
+                           name, self.id, self.remote_address)
+        self._report(exc)
+        if not self._started and self.state is OPEN:
+            self._answer_500()
+        self.close()
+
+    def _answer_500(self) -> None:
+        self._started = True
+        self._status = 500
+        self._response = None
+        self.send_raw(self.protocol.error(500))
+        self._done()
+
+    def _timed_out(self, phase: Any) -> None:
+        if phase is HEAD or phase is BODY:
+            what = "head" if phase is HEAD else "body"
+            counters.errors["http_timeout"] += 1
+            self.log.info("geworker: connection #%s from %s on %s sent no complete request "
+                          "%s within http_%s_timeout; answering 408", self.id,
+                          self.remote_address, self.listener.url, what, what)
+            self._fail(error_response(408))
+        else:
+            self._shutdown()
+
+    def _reject(self, exc: RemoteProtocolError) -> None:
+        counters.errors[type(exc).__name__] += 1
+        self.log.warning("geworker: closing connection #%s from %s on %s: %s",
+                         self.id, self.remote_address, self.listener.url, exc.reason)
+        self._fail(exc.response)
+
+    def _fail(self, response: bytes) -> None:
+        """Send an error answer, then close without resetting the connection."""
+        if response:
+            self.send_raw(response)
+        self.state = CLOSING
+        writer = self._writer
+        if writer is not None:
+            writer.join(timeout=self.listener.options.close_timeout)
+        try:
+            self.socket.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        # Read and drop what the client still sends, so closing does not send
+        # a reset that could destroy the answer before the client reads it.
+        deadline = _monotonic() + LINGER_SECONDS
+        dropped = 0
+        while dropped < LINGER_BYTES:
+            remaining = deadline - _monotonic()
+            if remaining <= 0:
+                break
+            try:
+                self.socket.settimeout(remaining)
+                data = self.socket.recv(RECV_SIZE)
+            except OSError:
+                break
+            if not data:
+                break
+            dropped += len(data)
+
+    def _finish(self) -> None:
+        request = self.request
+        if request is not None and not isinstance(request._body, bytes):
+            request.close()
+        super()._finish()
+
+    # -- access log -------------------------------------------------------------
+
+    def _log_access(self) -> None:
+        """One line through gunicorn's access logger (``access_log_format`` atoms)."""
+        request = self.request
+        if request is None:
+            return
+        response = self._response
+        if response is not None:
+            headers = list(response.headers)
+            reason = response.reason
+        else:
+            headers = [("Content-Type", self._ctype), ("Content-Length", str(self._sent))]
+            reason = None
+        record = _AccessRecord(self._status, reason, headers, self._sent)
+        environ = getattr(request, "wsgi_environ", None) or access_environ(self, request)
+        elapsed = datetime.timedelta(seconds=_monotonic() - self._started_at)
+        try:
+            self.log.access(record, request, environ, elapsed)  # type: ignore[union-attr]
+        except Exception:
+            self.log.exception("geworker: access log failed")
+
+
+class _AccessRecord:
+    """What gunicorn's ``Logger.atoms`` reads from a response."""
+
+    __slots__ = ("headers", "sent", "status")
+
+    def __init__(self, status: int, reason: str | None, headers: list[tuple[str, str]],
+                 sent: int) -> None:
+        from .http import reason_phrase
+
+        self.status = f"{status} {reason if reason is not None else reason_phrase(status)}"
+        self.headers = headers
+        self.sent = sent
+
+
+def access_environ(conn: Connection, request: Request) -> dict[str, Any]:
+    """The CGI-style variables gunicorn's access log atoms use."""
+    address = conn.remote_address
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": request.method,
+        "RAW_URI": request.target,
+        "PATH_INFO": request.path,
+        "QUERY_STRING": request.query_string,
+        "SERVER_PROTOCOL": f"HTTP/{request.http_version}",
+        "REMOTE_ADDR": address[0] if isinstance(address, tuple) else str(address or "-"),
+    }
+    for name, value in request.headers.items():
+        key = "HTTP_" + name.upper().replace("-", "_")
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ
+
+
+HttpProtocol.connection_class = HttpConnection

@@ -1,0 +1,436 @@
+"""HTTP/1.1 server protocol over h11 (sans-IO).
+
+:class:`HttpProtocol` parses requests with h11, enforces the listener's
+limits and encodes responses. It never touches a socket: the transport loop
+(:class:`geworker.http_connection.HttpConnection`) feeds it bytes, asks for
+timeouts by reading :attr:`HttpProtocol.phase`, and writes what it returns.
+
+Request side. h11 parses; on top of it this class refuses what h11 lets
+through but a front proxy could read differently (``Content-Length`` with
+``Transfer-Encoding``: 400) and HTTP versions other than 1.0/1.1 (505), and
+applies the head and body size limits (431, 413). Every refusal is a
+:class:`HttpError` carrying the bytes of the error answer; the connection is
+closed after it. A complete request (head and whole body) is returned by
+:meth:`HttpProtocol.receive_data`; bodies above
+:data:`geworker.http.BODY_MEMORY_LIMIT` are spilled to a temporary file.
+
+Response side. h11 is not used to write: the head is built directly (cheaper,
+and header values are validated against CR/LF/NUL here). So each request
+cycle gets a fresh ``h11.Connection`` fed the bytes that followed the
+previous request (:meth:`HttpProtocol.next_cycle`); pipelined requests are
+therefore answered strictly in order.
+
+WebSocket seam. A request carrying ``Upgrade: websocket`` is returned with
+``request.is_websocket_upgrade`` set and ``request.h11_request`` holding the
+``h11.Request`` event; parsing stops there (h11 is ``PAUSED``) and the bytes
+the client sent after the head are available once through
+:meth:`HttpProtocol.take_trailing_data`. ``HttpConnection`` then calls
+``geworker.websocket_connection.upgrade_from_http(conn, request, trailing)``,
+which accepts or refuses the upgrade and takes the socket over (501 when that
+module is missing).
+"""
+
+from __future__ import annotations
+
+import enum
+import tempfile
+import time
+from email.utils import formatdate
+from typing import Any, BinaryIO
+
+import h11
+
+from ..errors import LocalProtocolError, RemoteProtocolError
+from ..http import (
+    BODY_MEMORY_LIMIT,
+    JSON,
+    OCTETS,
+    TEXT,
+    Request,
+    Response,
+    _dumps,
+    check_header,
+    make_response,
+    reason_phrase,
+)
+from ..settings import Options
+from .base import Protocol
+
+__all__ = ["HttpError", "HttpProtocol", "Phase"]
+
+
+class Phase(enum.Enum):
+    """Where the current request cycle is; the transport loop picks its timeout from it."""
+
+    IDLE = "idle"  # between requests: nothing of the next one received
+    HEAD = "head"  # part of a request head received
+    BODY = "body"  # head complete, body in progress
+    WAITING = "waiting"  # request complete, its response not finished
+
+
+IDLE, HEAD, BODY, WAITING = Phase.IDLE, Phase.HEAD, Phase.BODY, Phase.WAITING
+
+
+class HttpError(RemoteProtocolError):
+    """The client sent a request that is answered with an error status and a close.
+
+    Attributes:
+        status: the HTTP status sent (400, 408, 413, 431, 501, 505).
+    """
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"HTTP {status}: {reason}", error_response(status))
+        self.status = status
+
+
+# -- response encoding ----------------------------------------------------------
+
+_date = [0, b""]
+
+
+def _date_header() -> bytes:
+    """``Date: ...\\r\\n``, formatted at most once per second."""
+    now = int(time.time())
+    if _date[0] != now:
+        _date[0] = now
+        _date[1] = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+    return _date[1]  # type: ignore[return-value]
+
+
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def status_line(status: int, reason: str | None = None) -> bytes:
+    """``HTTP/1.1 <status> <reason>\\r\\n``."""
+    if reason is None:
+        line = _STATUS_LINES.get(status)
+        if line is None:
+            if not 100 <= status <= 999:
+                raise LocalProtocolError(f"invalid HTTP status {status!r}")
+            line = f"HTTP/1.1 {status} {reason_phrase(status)}\r\n".encode()
+            _STATUS_LINES[status] = line
+        return line
+    if not 100 <= status <= 999 or "\r" in reason or "\n" in reason:
+        raise LocalProtocolError(f"invalid HTTP status {status!r} {reason!r}")
+    return f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1")
+
+
+def error_response(status: int, headers: bytes = b"") -> bytes:
+    """A complete error answer that closes the connection."""
+    body = f"{status} {reason_phrase(status)}\n".encode()
+    return (status_line(status) + _date_header() + headers
+            + b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: "
+            + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+
+def _has_no_body(status: int) -> bool:
+    return status < 200 or status in (204, 304)
+
+
+class HttpProtocol(Protocol):
+    """Sans-IO HTTP/1.1 server side of one connection.
+
+    Args:
+        options: the listener's limits (``http_*`` fields of
+            :class:`~geworker.settings.Options`).
+
+    Attributes:
+        phase: the current :class:`Phase`.
+        keep_alive: whether the connection may serve another request after
+            the current response (the connection clears it when draining).
+        requests: requests received on this connection so far.
+        remote_address: set by the connection; copied into each request.
+    """
+
+
+    def __init__(self, options: Options | None = None) -> None:
+        options = options or Options()
+        super().__init__(options.http_max_body_size)
+        self.max_head_size = options.http_max_head_size
+        self.max_body_size = options.http_max_body_size
+        self.max_requests = options.http_max_requests_per_connection
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
+        self.phase = IDLE
+        self.keep_alive = True
+        self.requests = 0
+        self.remote_address: Any = None
+        self.head_only = False  # the current request is HEAD
+        self._event: h11.Request | None = None
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._spill: BinaryIO | None = None
+        self._websocket = False
+        self._out = b""
+
+    @classmethod
+    def for_listener(cls, options: Options) -> HttpProtocol:
+        """One protocol instance per connection, with the listener's limits."""
+        return cls(options)
+
+    # -- receiving ----------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Any]:
+        """Feed bytes; return ``[request]`` once a whole request has arrived, else ``[]``.
+
+        Bytes that arrive while a request is being answered are kept for the
+        next cycle (pipelining).
+
+        Raises:
+            HttpError: for a malformed or over-limit request.
+        """
+        if self.phase is WAITING:
+            self._h11.receive_data(data)
+            if len(self._h11.trailing_data[0]) > self.max_head_size + self.max_body_size:
+                raise HttpError(413, "too much pipelined data")
+            return []
+        if self.phase is IDLE:
+            self.phase = HEAD
+        self._h11.receive_data(data)
+        return self._parse()
+
+    def _parse(self) -> list[Any]:
+        conn = self._h11
+        try:
+            while True:
+                event = conn.next_event()
+                kind = type(event)
+                if kind is h11.Data:
+                    self._add_body(event.data)  # type: ignore[union-attr]
+                elif kind is h11.Request:
+                    self._start(event)  # type: ignore[arg-type]
+                elif kind is h11.EndOfMessage:
+                    return [self._complete()]
+                elif event is h11.NEED_DATA:
+                    if self.phase is HEAD and len(conn.trailing_data[0]) > self.max_head_size:
+                        raise HttpError(431, "request head too large")
+                    return []
+                else:  # PAUSED or ConnectionClosed: nothing more to parse this cycle
+                    return []
+        except h11.RemoteProtocolError as exc:
+            raise HttpError(exc.error_status_hint, str(exc)) from None
+
+    def _start(self, event: h11.Request) -> None:
+        """Check a new request head against the limits and note what it asks for."""
+        version = event.http_version
+        if version != b"1.1" and version != b"1.0":
+            raise HttpError(505, f"HTTP/{version.decode('latin-1')} is not supported")
+        self._event = event
+        self.requests += 1
+        length = -1
+        chunked = expect = False
+        keep_alive = version == b"1.1"
+        # h11 only bounds incomplete heads; a complete one that came in a single
+        # read is measured here (close to its wire size).
+        size = len(event.method) + len(event.target) + 12
+        for name, value in event.headers:
+            size += len(name) + len(value) + 4
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"connection":
+                tokens = value.lower()
+                if b"close" in tokens:
+                    keep_alive = False
+                elif b"keep-alive" in tokens and version == b"1.0":
+                    keep_alive = True
+            elif name == b"expect":
+                expect = value.lower() == b"100-continue"
+            elif name == b"upgrade":
+                self._websocket = b"websocket" in value.lower()
+        if size > self.max_head_size:
+            raise HttpError(431, f"request head of {size} bytes exceeds "
+                            f"http_max_head_size={self.max_head_size}")
+        if chunked and version == b"1.0":
+            raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        if chunked and length >= 0:
+            raise HttpError(400, "Content-Length together with Transfer-Encoding")
+        if length > self.max_body_size:
+            raise HttpError(413, f"declared body of {length} bytes exceeds "
+                            f"http_max_body_size={self.max_body_size}")
+        if self.max_requests and self.requests >= self.max_requests:
+            keep_alive = False
+        self.keep_alive = keep_alive
+        self.head_only = event.method == b"HEAD"
+        self.phase = BODY
+        if expect and version == b"1.1" and (chunked or length > 0):
+            self._out += b"HTTP/1.1 100 Continue\r\n\r\n"
+
+    def _add_body(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self.max_body_size:
+            raise HttpError(413, f"body exceeds http_max_body_size={self.max_body_size}")
+        if self._spill is not None:
+            self._spill.write(data)
+            return
+        self._chunks.append(data)
+        if self._size > BODY_MEMORY_LIMIT:
+            spill: BinaryIO = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the request
+            spill.writelines(self._chunks)
+            self._chunks = []
+            self._spill = spill
+
+    def _complete(self) -> Request:
+        event = self._event
+        assert event is not None
+        if self._spill is not None:
+            body: bytes | BinaryIO = self._spill
+            self._spill = None
+        else:
+            chunks = self._chunks
+            body = bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)
+            if chunks:
+                self._chunks = []
+        self._size = 0
+        self.phase = WAITING
+        return Request(event, body, self.remote_address, self.keep_alive, self._websocket)
+
+    def next_cycle(self) -> list[Any]:
+        """Start on the next request once the current response is complete.
+
+        Returns ``[request]`` when bytes already received complete one (pipelining).
+
+        Raises:
+            HttpError: for a malformed or over-limit request.
+        """
+        leftover = self._h11.trailing_data[0]
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
+        self._event = None
+        self._websocket = False
+        if not leftover:
+            self.phase = IDLE
+            return []
+        self.phase = HEAD
+        self._h11.receive_data(leftover)
+        return self._parse()
+
+    def take_trailing_data(self) -> bytes:
+        """The bytes received after an upgrade request's head (given once)."""
+        data = self._h11.trailing_data[0]
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
+        return data
+
+    def data_to_send(self) -> bytes:
+        """``100 Continue`` when a client waits for it before sending its body."""
+        out, self._out = self._out, b""
+        return out
+
+    @property
+    def has_partial_message(self) -> bool:
+        """True while a request head or body is partly received."""
+        return self.phase is HEAD or self.phase is BODY
+
+    # -- sending --------------------------------------------------------------
+
+    def connection_header(self) -> bytes:
+        """The ``Connection`` header the current response needs (may be empty)."""
+        if not self.keep_alive:
+            return b"Connection: close\r\n"
+        if self._event is not None and self._event.http_version == b"1.0":
+            return b"Connection: keep-alive\r\n"
+        return b""
+
+    def simple_response(self, body: bytes, content_type: bytes) -> bytes:
+        """The bytes of a 200 answer with a body and a content type (the fast path)."""
+        head = (b"HTTP/1.1 200 OK\r\n" + _date_header() + b"Content-Type: " + content_type
+                + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n"
+                + self.connection_header() + b"\r\n")
+        return head if self.head_only else head + body
+
+    def encode_head(self, response: Response, length: int | None,
+                    chunk: bool = True) -> tuple[bytes, bool]:
+        """The status line and headers of ``response``.
+
+        Args:
+            length: the body length, or None when unknown (the body is then
+                sent chunked to HTTP/1.1 clients, else the connection closes
+                after it).
+            chunk: False to end an unknown-length body by closing the
+                connection even for HTTP/1.1 (event streams).
+
+        Returns:
+            ``(head, chunked)``.
+
+        Raises:
+            LocalProtocolError: for an invalid status or header (CR/LF in a value).
+        """
+        status = response.status
+        parts = [status_line(status, response.reason), _date_header()]
+        user_length = None
+        for name, value in response.headers:
+            bname, bvalue = check_header(name, value)
+            lname = bname.lower()
+            if lname == b"content-length":
+                user_length = bvalue
+                continue
+            if lname == b"connection":
+                if b"close" in bvalue.lower():
+                    self.keep_alive = False
+                continue
+            if lname == b"transfer-encoding" or lname == b"date":
+                continue  # framing and date are ours
+            parts.append(bname + b": " + bvalue + b"\r\n")
+        chunked = False
+        if _has_no_body(status):
+            if status == 304 and user_length is not None:
+                parts.append(b"Content-Length: " + user_length + b"\r\n")
+        elif length is not None:
+            parts.append(b"Content-Length: " + str(length).encode() + b"\r\n")
+        elif user_length is not None:
+            parts.append(b"Content-Length: " + user_length + b"\r\n")
+        elif chunk and self._event is not None and self._event.http_version == b"1.1":
+            if not self.head_only:
+                parts.append(b"Transfer-Encoding: chunked\r\n")
+                chunked = True
+        else:
+            self.keep_alive = False  # the body ends when the connection closes
+        parts.append(self.connection_header())
+        parts.append(b"\r\n")
+        return b"".join(parts), chunked
+
+    def encode(self, message: Any) -> bytes:
+        """The complete bytes answering the current request with ``message``.
+
+        ``message`` is a :class:`~geworker.http.Response` with a bytes body or
+        a shortcut (``str``, ``bytes``, ``dict``/``list``). Streamed bodies are
+        written by the connection, not encoded here.
+
+        Raises:
+            LocalProtocolError: for anything else, or an invalid header.
+        """
+        kind = type(message)
+        if kind is bytes:
+            return self.simple_response(message, OCTETS.encode())
+        if kind is str:
+            return self.simple_response(message.encode(), TEXT.encode())
+        if kind is dict or kind is list:
+            return self.simple_response(_dumps(message), JSON.encode())
+        response = make_response(message)
+        body = response.body
+        if not isinstance(body, bytes):
+            raise LocalProtocolError("a streamed body cannot be encoded at once")
+        if _has_no_body(response.status):
+            body = b""
+        head, _ = self.encode_head(response, len(body))
+        return head if self.head_only or not body else head + body
+
+    def error(self, status: int) -> bytes:
+        """An error answer for the current request; the connection must close after it."""
+        self.keep_alive = False
+        return error_response(status)
+
+
+def _connection_class() -> Any:
+    from ..http_connection import HttpConnection
+
+    return HttpConnection
+
+
+class _LazyConnectionClass:
+    """Resolve ``HttpProtocol.connection_class`` on first use (it imports gevent)."""
+
+    def __get__(self, obj: Any, owner: Any) -> Any:
+        return _connection_class()
+
+
+HttpProtocol.connection_class = _LazyConnectionClass()  # type: ignore[assignment]
