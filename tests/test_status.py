@@ -1,0 +1,207 @@
+"""Status snapshots and reports: unit tests, the text format parsed back, busy workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from types import SimpleNamespace
+
+import pytest
+from conftest import LineClient, free_port, wait_until
+from ops_support import instances
+
+from geworker import status
+
+__all__ = ["instances"]
+
+
+def parse_status(text: str) -> dict:
+    """Parse ``geworker status`` text: global fields, exit table, process rows."""
+    lines = text.splitlines()
+    assert lines[0] == "----GLOBAL STATUS----"
+    versions = dict(part.split("/", 1) for part in lines[1].split())
+    fields = {}
+    for line in lines[2:5]:
+        for part in re.split(r" {3}", line):
+            key, _, value = part.partition(": ")
+            fields[key.strip()] = value.strip()
+    split = lines.index("----PROCESS STATUS----")
+    exit_header, *exit_rows = [re.split(r" {2,}", line) for line in lines[5:split]]
+    assert exit_header == ["exit_status", "exit_count"]
+    header, *rows = [re.split(r" {2,}", line) for line in lines[split + 1:]]
+    assert header == status.PROCESS_COLUMNS
+    processes = [dict(zip(header, row, strict=True)) for row in rows]
+    assert processes[-1]["pid"] == "Summary"
+    return {"versions": versions, "fields": fields,
+            "exits": {k: int(v) for k, v in exit_rows}, "processes": processes[:-1],
+            "summary": processes[-1]}
+
+
+def snapshot(pid: int, **changes) -> dict:
+    base = {"pid": pid, "index": 0, "generation": 0, "name": "chat room",
+            "listeners": ["text://0.0.0.0:2345", "frame://0.0.0.0:2346"],
+            "started": 1000.0, "heartbeat": 1099.5, "interval": 1.0, "rss": 3 * 1024 * 1024,
+            "connections": 7, "timers": 2, "qps": 12.5, "state": "idle",
+            "counters": {"messages_in": 31, "send_failures": 1}}
+    base.update(changes)
+    return base
+
+
+def sample_status() -> dict:
+    workers = [snapshot(101), snapshot(102, state="busy", connections=3, rss=1024 * 1024,
+                                          qps=0.0), {"pid": 103, "state": "starting"}]
+    return {"run_dir": "/srv/app/.geworker/app-server", "time": 1100.0,
+            "master": {"pid": 100, "app": "app:server", "name": "chat room", "started": 1000.0,
+                       "workers": 3, "reloads": 2,
+                       "exits": {"normal": 4, "killed by SIGKILL": 1, "timeout": 1}},
+            "uptime": 3725.0, "load_average": [0.5, 0.25, 0.1],
+            "versions": {"geworker": "0.1.0", "gunicorn": "27.0.1", "gevent": "26.9.0",
+                         "python": "3.11.7"},
+            "workers": workers, "summary": status._summary(workers)}
+
+
+def test_status_text_format_parses_back():
+    report = parse_status(status.format_status(sample_status()))
+    assert report["versions"] == {"geworker": "0.1.0", "gunicorn": "27.0.1",
+                                  "gevent": "26.9.0", "Python": "3.11.7"}
+    assert report["fields"]["uptime"] == "1h 2m 5s"
+    assert report["fields"]["load average"] == "0.5, 0.25, 0.1"
+    assert report["fields"]["workers"] == "3" and report["fields"]["processes"] == "3"
+    assert report["fields"]["reloads"] == "2" and report["fields"]["server"] == "chat room"
+    assert report["exits"] == {"killed by SIGKILL": 1, "normal": 4, "timeout": 1}
+    first, busy, starting = report["processes"]
+    assert first == {"pid": "101", "memory": "3.0M",
+                     "listening": "text://0.0.0.0:2345,frame://0.0.0.0:2346",
+                     "name": "chat room", "connections": "7", "send_fail": "1", "timers": "2",
+                     "total_request": "31", "qps": "12.5", "status": "[idle]", "age": "1m 40s",
+                     "heartbeat": "0.5s ago"}
+    assert busy["status"] == "[busy]" and busy["memory"] == "1.0M"
+    assert starting["status"] == "[starting]" and starting["memory"] == "-"
+    assert report["summary"]["connections"] == "10"
+    assert report["summary"]["total_request"] == "62"
+    assert report["summary"]["memory"] == "4.0M"
+
+
+def test_live_qps_overrides_snapshot_rate():
+    text = status.format_status(sample_status(), qps={101: 40.0, 102: 2.0})
+    report = parse_status(text)
+    assert [p["qps"] for p in report["processes"][:2]] == ["40.0", "2.0"]
+    assert report["summary"]["qps"] == "42.0"
+
+
+def test_connections_format():
+    data = {"connections": [{"pid": 1, "id": 7, "transport": "tcp", "protocol": "TextProtocol",
+                             "local": "127.0.0.1:2345", "remote": "127.0.0.1:50000",
+                             "bytes_read": 10, "bytes_written": 20, "send_queue": 0,
+                             "state": "ESTABLISHED", "age": 1.25}],
+            "missing": [9]}
+    lines = status.format_connections(data).splitlines()
+    assert re.split(r" {2,}", lines[1]) == ["1", "7", "tcp", "TextProtocol", "127.0.0.1:2345",
+                                            "127.0.0.1:50000", "10", "20", "0", "ESTABLISHED",
+                                            "1.2s"]
+    assert lines[2] == "busy (no answer in time): 9"
+
+
+@pytest.mark.parametrize(("raw", "aborted", "label"), [
+    (0, False, "normal"),
+    (1 << 8, False, "exit code 1"),
+    (signal.SIGKILL, False, "killed by SIGKILL"),
+    (signal.SIGSEGV, False, "killed by SIGSEGV"),
+    (1 << 8, True, "timeout"),
+    (None, False, "unknown"),
+])
+def test_classify_exit(raw, aborted, label):
+    assert status.classify_exit(raw, aborted) == label
+
+
+def test_durations_and_sizes():
+    assert status.format_duration(0) == "0s"
+    assert status.format_duration(93784) == "1d 2h 3m 4s"
+    assert status.format_bytes(512) == "512B"
+    assert status.format_bytes(1536) == "1.5K"
+    assert status.format_bytes(3 * 1024 ** 3) == "3.0G"
+
+
+def test_write_json_is_atomic_and_leaves_no_temp_files(tmp_path):
+    path = tmp_path / "x.json"
+    status.write_json(path, {"a": 1})
+    status.write_json(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+    with pytest.raises(TypeError):
+        status.write_json(path, {"bad": object()})
+    assert json.loads(path.read_text()) == {"a": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_default_run_dir_is_per_directory_and_app(tmp_path, monkeypatch):
+    monkeypatch.delenv(status.RUN_DIR_ENV, raising=False)
+    assert status.default_run_dir(tmp_path / "a", "app:server") == \
+        tmp_path / "a" / ".geworker" / "app-server"
+    assert status.default_run_dir(tmp_path / "b", "pkg.mod:srv") == \
+        tmp_path / "b" / ".geworker" / "pkg.mod-srv"
+    monkeypatch.setenv(status.RUN_DIR_ENV, str(tmp_path / "run"))
+    assert status.default_run_dir(tmp_path / "a", "app:server") == tmp_path / "run"
+
+
+def test_privilege_problems(monkeypatch):
+    cfg = SimpleNamespace(uid=65534, gid=65534)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "getegid", lambda: 1000)
+    assert "--user 65534 needs the master to run as root" in status.privilege_problem(cfg)
+    cfg = SimpleNamespace(uid=1000, gid=65534)
+    assert "--group 65534 needs" in status.privilege_problem(cfg)
+    assert status.privilege_problem(SimpleNamespace(uid=1000, gid=1000)) is None
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert status.privilege_problem(SimpleNamespace(uid=65534, gid=65534)) is None
+
+
+def test_snapshot_writer_never_raises(tmp_path, monkeypatch):
+    warnings = []
+    log = SimpleNamespace(warning=lambda *a: warnings.append(a))
+    worker = SimpleNamespace(log=log, cfg=SimpleNamespace(statsd_host=None), server=None,
+                             alive=True, index=0, generation=0)
+    monkeypatch.setattr(status, "_run_dir", tmp_path / "gone")
+    writer = status.SnapshotWriter(worker, 1.0)
+    writer.write()
+    writer.write()
+    assert len(warnings) == 1  # logged once, then quiet
+    monkeypatch.setattr(status, "_run_dir", tmp_path)
+    (tmp_path / "workers").mkdir()
+    writer = status.SnapshotWriter(worker, 1.0)
+    writer.write()
+    snap = json.loads((tmp_path / "workers" / f"{os.getpid()}.json").read_text())
+    assert snap["pid"] == os.getpid() and snap["state"] == "idle" and snap["rss"] > 0
+    writer.remove()
+    writer.write()  # after remove: nothing is written again
+    assert not any((tmp_path / "workers").iterdir())
+
+
+def test_busy_worker_shows_busy_not_missing(instances):
+    inst = instances(port=free_port())
+    assert inst.start("-w", "2", "--timeout", "60").returncode == 0, inst.log()
+    inst.wait_workers(2)
+    burner = LineClient(inst.port, timeout=20)
+    busy_pid = int(burner.request("pid"))
+    burner.send("burn 5")  # blocks that worker's hub: no heartbeat, no snapshot
+
+    def busy_seen():
+        workers = {w["pid"]: w for w in inst.status()["workers"]}
+        return workers if workers.get(busy_pid, {}).get("state") == "busy" else None
+
+    workers = wait_until(busy_seen, 10, interval=0.2, what="worker shown busy")
+    assert len(workers) == 2
+    assert workers[busy_pid]["busy_since"] <= time.time() - 2
+    other = [w for pid, w in workers.items() if pid != busy_pid]
+    assert other[0]["state"] == "idle"
+    text = inst.cli("status").stdout
+    row = next(p for p in parse_status(text)["processes"] if p["pid"] == str(busy_pid))
+    assert row["status"] == "[busy]" and row["connections"] != "-"
+
+    result = inst.cli("connections", "--json", "--wait", "1")
+    assert json.loads(result.stdout)["missing"] == [busy_pid]
+    assert burner.recv() == "burnt"
+    wait_until(lambda: busy_seen() is None, 10, interval=0.2, what="worker idle again")
