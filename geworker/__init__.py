@@ -40,27 +40,27 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "Server",
-    "Worker",
+    "ConfigurationError",
     "Connection",
     "ConnectionState",
     "DatagramConnection",
+    "FrameProtocol",
+    "GeworkerError",
     "Listener",
+    "LocalProtocolError",
+    "MessageTooLarge",
     "Options",
     "Protocol",
     "RawProtocol",
+    "RemoteProtocolError",
+    "SendBufferFull",
+    "Server",
     "TextProtocol",
-    "FrameProtocol",
+    "Worker",
     "WorkermanProtocol",
+    "__version__",
     "register_protocol",
     "timers",
-    "GeworkerError",
-    "ConfigurationError",
-    "LocalProtocolError",
-    "RemoteProtocolError",
-    "MessageTooLarge",
-    "SendBufferFull",
-    "__version__",
 ]
 
 _LAZY = {

@@ -16,6 +16,7 @@ the message, returns False and reports :class:`SendBufferFull`.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import itertools
 import logging
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "ConnectionState"]
 
 RECV_SIZE = 65536
+#: Seconds a draining worker waits for the first message of a brand-new connection.
+FIRST_MESSAGE_GRACE = 1.0
 _ids = itertools.count(1)
 
 
@@ -65,10 +68,29 @@ class Connection:
     """
 
     __slots__ = (
-        "id", "socket", "listener", "server", "protocol", "remote_address", "context",
-        "bytes_read", "bytes_written", "created", "state", "log", "_raw", "_queue",
-        "_queued", "_writer", "_buffer_full", "_resume", "_busy", "_draining",
-        "_close_timer", "_callbacks", "__weakref__",
+        "__weakref__",
+        "_buffer_full",
+        "_busy",
+        "_callbacks",
+        "_close_timer",
+        "_draining",
+        "_queue",
+        "_queued",
+        "_raw",
+        "_resume",
+        "_writer",
+        "bytes_read",
+        "bytes_written",
+        "context",
+        "created",
+        "id",
+        "listener",
+        "log",
+        "protocol",
+        "remote_address",
+        "server",
+        "socket",
+        "state",
     )
 
     def __init__(
@@ -201,7 +223,15 @@ class Connection:
         :meth:`~geworker.protocols.Protocol.going_away` bytes are sent first.
         """
         self._draining = True
-        if not self._busy and not self.protocol.has_partial_message:
+        if self._busy or self.protocol.has_partial_message:
+            return  # the serve loop closes after the current message
+        age = time.time() - self.created
+        if self.bytes_read == 0 and age < FIRST_MESSAGE_GRACE:
+            # Accepted just before the worker began to stop: the peer's first
+            # message is likely on its way. Answer it (the serve loop closes
+            # right after) instead of resetting a connection it just opened.
+            gevent.spawn_later(FIRST_MESSAGE_GRACE - age, self._go_away)
+        else:
             self._go_away()
 
     def hand_off(self) -> None:
@@ -306,10 +336,8 @@ class Connection:
         self.state = CLOSED
         self.server.connections.pop(self.id, None)
         counters.connections_closed += 1
-        try:
+        with contextlib.suppress(OSError):
             self.socket.close()
-        except OSError:
-            pass
         on_close = self._callbacks.get("on_close")
         if on_close is not None:
             self._run_callback(on_close, self, close=False)
@@ -368,10 +396,8 @@ class Connection:
 
     def _shutdown(self, *_: Any) -> None:
         """Shut the socket both ways: the reading greenlet wakes up with EOF."""
-        try:
+        with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def _reject(self, exc: RemoteProtocolError) -> None:
         counters.errors[type(exc).__name__] += 1

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .listener import Listener
     from .server import Server
 
-__all__ = ["DatagramConnection", "DatagramListener", "MAX_DATAGRAM_SIZE"]
+__all__ = ["MAX_DATAGRAM_SIZE", "DatagramConnection", "DatagramListener"]
 
 MAX_DATAGRAM_SIZE = 65535
 _ids = itertools.count(1)
@@ -30,8 +30,15 @@ class DatagramConnection:
     not change when a listener moves from ``tcp://`` to ``udp://``.
     """
 
-    __slots__ = ("id", "listener", "server", "protocol", "remote_address", "context",
-                 "_socket")
+    __slots__ = (
+        "_socket",
+        "context",
+        "id",
+        "listener",
+        "protocol",
+        "remote_address",
+        "server",
+    )
 
     def __init__(self, sock: Any, remote_address: Any, listener: Listener,
                  server: Server, protocol: Any) -> None:

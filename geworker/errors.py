@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 __all__ = [
-    "GeworkerError",
     "ConfigurationError",
+    "GeworkerError",
     "LocalProtocolError",
-    "RemoteProtocolError",
     "MessageTooLarge",
+    "RemoteProtocolError",
     "SendBufferFull",
 ]
 

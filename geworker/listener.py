@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,7 +10,7 @@ from .errors import ConfigurationError
 from .protocols import Protocol, lookup_protocol
 from .settings import Options
 
-__all__ = ["Listener", "TRANSPORTS"]
+__all__ = ["TRANSPORTS", "Listener"]
 
 TRANSPORTS = ("tcp", "udp", "unix")
 
@@ -33,7 +33,7 @@ class Listener:
     host: str = ""
     port: int = 0
     path: str = ""
-    options: Options = Options()
+    options: Options = field(default_factory=Options)
 
     @classmethod
     def parse(

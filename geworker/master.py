@@ -32,7 +32,7 @@ from typing import Any
 from . import metrics, status
 from .probe import ProbeError, probe_app
 
-__all__ = ["configure", "assign_index", "reload_generation", "datagram_socket", "EXIT_BOOT_ERROR"]
+__all__ = ["EXIT_BOOT_ERROR", "assign_index", "configure", "datagram_socket", "reload_generation"]
 
 #: gunicorn's "worker failed to boot" code: the master halts instead of respawning.
 EXIT_BOOT_ERROR = 3

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["describe_app", "probe_app", "ProbeError", "MARKER"]
+__all__ = ["MARKER", "ProbeError", "describe_app", "probe_app"]
 
 MARKER = "GEWORKER-PROBE "
 

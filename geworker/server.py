@@ -13,7 +13,7 @@ from .settings import Options
 if TYPE_CHECKING:
     from .connection import Connection
 
-__all__ = ["Server", "CALLBACK_NAMES"]
+__all__ = ["CALLBACK_NAMES", "Server"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["Options", "KiB", "MiB"]
+__all__ = ["KiB", "MiB", "Options"]
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -50,7 +50,7 @@ def _calling_config() -> Any:
     return None
 
 
-class Worker(base.Worker):
+class Worker(base.Worker):  # type: ignore[misc]
     """Serve a :class:`geworker.Server` in a gunicorn worker process.
 
     Attributes:
@@ -105,7 +105,7 @@ class Worker(base.Worker):
             gsock = gevent.socket.socket(lnr.FAMILY, socket.SOCK_STREAM, fileno=fileno)
             sockets.append(gsock)
             self.bindings.append((gsock, address))
-        self.sockets = sockets
+        self.sockets: list[Any] = sockets
         hub.reinit()
         if os.geteuid() == 0 and self.cfg.uid != 0:
             os.setgroups([])  # drop root's supplementary groups before the user switch
@@ -132,16 +132,15 @@ class Worker(base.Worker):
         self._call_hook("on_worker_start", propagate=True)
 
     def _match_listeners(self, app: Server) -> list[tuple[Any, Listener]]:
-        by_address = {}
+        by_address: dict[Any, Listener] = {}
         for listener in app.stream_listeners:
             by_address[_normalize(parse_address(listener.bind))] = listener
         bindings = []
         for gsock, address in self.bindings:
-            listener = by_address.pop(_normalize(address), None)
-            if listener is None:
+            if _normalize(address) not in by_address:
                 raise ConfigurationError(
                     f"gunicorn bound {address}, which {app!r} does not declare")
-            bindings.append((gsock, listener))
+            bindings.append((gsock, by_address.pop(_normalize(address))))
         if by_address:
             missing = ", ".join(lnr.url for lnr in by_address.values())
             raise ConfigurationError(f"no socket was bound for {missing}; declare "

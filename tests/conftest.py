@@ -7,6 +7,7 @@ them with ordinary blocking sockets.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -52,10 +53,8 @@ def children(pid: int) -> list[int]:
     """Direct child pids of ``pid`` (gunicorn's workers)."""
     out = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
+        with contextlib.suppress(OSError):
             out += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            pass
     return sorted(set(out))
 
 
@@ -76,7 +75,7 @@ class Gunicorn:
         self.workers = workers
         (tmp / "app.py").write_text(textwrap.dedent(source))
         self.log_path = tmp / "gunicorn.log"
-        self.log_file = open(self.log_path, "wb")
+        self.log_file = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
         cmd = [sys.executable, "-m", "gunicorn", "-k", "geworker.Worker", "-w", str(workers),
                "--no-control-socket", "--graceful-timeout", "10", *args, target]
         full_env = dict(os.environ, PYTHONPATH=f"{tmp}{os.pathsep}{ROOT}",
@@ -120,17 +119,15 @@ class Gunicorn:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
         # Workers are in the master's session: make sure none outlives the test.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.log_file.close()
         return self.proc.returncode
 
 
 @pytest.fixture
 def gunicorn(tmp_path: Path) -> Iterator:
-    """Factory: ``gunicorn(source, workers=2, args=[...], env={...})`` -> started :class:`Gunicorn`."""
+    """Factory: ``gunicorn(source, workers=2, args=[...], env={...})`` -> a started Gunicorn."""
     started: list[Gunicorn] = []
 
     def start(source: str, workers: int = 2, args: list[str] | None = None,

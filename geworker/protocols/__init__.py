@@ -11,13 +11,13 @@ from .text import TextProtocol
 from .workerman import WorkermanProtocol
 
 __all__ = [
+    "FrameProtocol",
     "Protocol",
     "RawProtocol",
     "TextProtocol",
-    "FrameProtocol",
     "WorkermanProtocol",
-    "register_protocol",
     "lookup_protocol",
+    "register_protocol",
 ]
 
 #: scheme -> (protocol class, default transport)
