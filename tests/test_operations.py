@@ -1,4 +1,4 @@
-"""Operations with real gunicorn: crash recovery, timeouts, privileges, daemon mode, reload under load.
+"""Operations with real gunicorn: crash recovery, timeouts, privileges, daemon, reload under load.
 
 The longer load run (five HUPs in a row, then TTIN/TTOU) is not part of the
 suite; run it with ``GEWORKER_LONG_LOAD=1 pytest tests/test_operations.py -k long -s``.
