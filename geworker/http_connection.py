@@ -321,9 +321,6 @@ class HttpConnection(Connection):
         counters.messages_in += 1
         if request.is_websocket_upgrade:
             return self._upgrade(request)
-        previous = self.request
-        if previous is not None and not isinstance(previous._body, bytes):
-            previous.close()
         self.request = request
         self._started = False
         self._response = None
@@ -351,6 +348,8 @@ class HttpConnection(Connection):
                            "connection #%s; answering 500", request.method, request.target,
                            self.id)
             self._answer_500()
+        if not self._stream_open:
+            _release(request)
         return True
 
     def _upgrade(self, request: Request) -> bool:
@@ -375,7 +374,7 @@ class HttpConnection(Connection):
         self.log.exception("geworker: %s raised on connection #%s from %s; closing it",
                            name, self.id, self.remote_address)
         self._report(exc)
-        if not self._started and self.state is OPEN:
+        if not self._started and self.state is OPEN and self.request is not None:
             self._answer_500()
         self.close()
 
@@ -433,9 +432,8 @@ class HttpConnection(Connection):
             dropped += len(data)
 
     def _finish(self) -> None:
-        request = self.request
-        if request is not None and not isinstance(request._body, bytes):
-            request.close()
+        if self.request is not None:
+            _release(self.request)
         super()._finish()
 
     # -- access log -------------------------------------------------------------
@@ -459,6 +457,12 @@ class HttpConnection(Connection):
             self.log.access(record, request, environ, elapsed)  # type: ignore[union-attr]
         except Exception:
             self.log.exception("geworker: access log failed")
+
+
+def _release(request: Request) -> None:
+    """Delete a request's temporary files (large body, uploads) once it is answered."""
+    if not isinstance(request._body, bytes) or "files" in request.__dict__:
+        request.close()
 
 
 class _AccessRecord:

@@ -260,6 +260,7 @@ def test_streamed_bodies(srv):
     assert b"Transfer-Encoding: chunked" in head
     assert body == b"".join(b"6\r\npart%d\n\r\n" % i for i in range(5)) + b"0\r\n\r\n"
     status, headers, body, _ = get(srv, "/stream")
+    assert status == 200 and headers["Transfer-Encoding"] == "chunked"
     assert body == b"".join(b"part%d\n" % i for i in range(5))
     out = raw(srv, b"GET /stream HTTP/1.0\r\n\r\n")  # 1.0: no chunking, ends with the close
     assert b"Transfer-Encoding" not in out and out.endswith(b"part4\n")
@@ -467,3 +468,42 @@ def on_message(conn, request):
     assert lines[1].startswith('127.0.0.1 "GET /j?x=1 HTTP/1.1" 200 10 "ua/2" - application/json')
     assert lines[1].endswith("/j x=1 GET")
     g.stop()
+
+
+def test_reload_drains_http_connections(gunicorn):
+    import signal
+    import threading
+
+    port = free_port()
+    g = gunicorn(f"""
+import gevent
+from geworker import Server
+server = Server("http://127.0.0.1:{port}")
+
+@server.on_message
+def on_message(conn, request):
+    if request.path == "/slow":
+        gevent.sleep(1.0)
+    conn.send("done " + request.path)
+""")
+    idle = socket.create_connection(("127.0.0.1", port), timeout=8)
+    idle.sendall(b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert idle.recv(65536).endswith(b"done /first")
+    result: dict = {}
+
+    def slow() -> None:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=8)
+        c.request("GET", "/slow")
+        r = c.getresponse()
+        result["answer"] = (r.status, r.getheader("Connection"), r.read())
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    g.signal(signal.SIGHUP)
+    assert idle.recv(100) == b""  # idle keep-alive closed at once, not after graceful_timeout
+    assert time.monotonic() - t0 < 5
+    t.join(8)
+    assert result["answer"] == (200, "close", b"done /slow")
+    idle.close()

@@ -365,3 +365,30 @@ def test_event_stream_encoding():
         b"event: up\nid: 7\ndata: a\ndata: b\n\n"
     with pytest.raises(LocalProtocolError):
         EventStream.encode_event("x", event="a\nb")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_mutated_requests_only_raise_http_errors(data):
+    base = bytearray(POST + b"GET /x?y HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                     b"\r\n3\r\nabc\r\n0\r\n\r\n")
+    for _ in range(data.draw(st.integers(0, 6))):
+        pos = data.draw(st.integers(0, len(base) - 1))
+        op = data.draw(st.sampled_from(["flip", "insert", "delete"]))
+        byte = data.draw(st.sampled_from(b"\r\n :;,-0123456789aAzZ\x00\x7f\xff\t"))
+        if op == "flip":
+            base[pos] = byte
+        elif op == "insert":
+            base.insert(pos, byte)
+        elif len(base) > 1:
+            del base[pos]
+    proto = HttpProtocol(Options(http_max_body_size=1000, http_max_head_size=300))
+    try:
+        got = feed(proto, bytes(base))
+        while got and proto.phase is WAITING:
+            req = got[0]
+            _ = (req.method, req.path, req.query, req.headers, req.cookies, req.body, req.text)
+            proto.encode("ok")
+            got = proto.next_cycle()
+    except HttpError as exc:
+        assert exc.status in (400, 413, 431, 501, 505)
