@@ -33,17 +33,15 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from gunicorn.app.wsgiapp import WSGIApplication
 
 from . import status
-from .probe import MARKER
+from .probe import ProbeError, probe_app
 
 __all__ = ["EXIT_ALREADY_RUNNING", "EXIT_FAILED", "EXIT_NOT_RUNNING", "GeworkerApplication",
            "main"]
@@ -339,28 +337,6 @@ def _master_environ(pid: int) -> dict[str, str]:
     return env
 
 
-def probe(app: str, cwd: str, env: dict[str, str], pythonpath: Sequence[str] = (),
-          timeout: float = 60.0) -> dict[str, Any]:
-    """Run ``python -m geworker.probe APP`` as the running master would.
-
-    Raises:
-        RuntimeError: with the error output when the app does not import.
-    """
-    env = dict(env)
-    paths = [cwd, *pythonpath, *filter(None, [env.get("PYTHONPATH")])]
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    try:
-        proc = subprocess.run([sys.executable, "-m", "geworker.probe", app], cwd=cwd, env=env,
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"importing {app!r} took more than {timeout:.0f} s") from None
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(MARKER) and proc.returncode == 0:
-            return json.loads(line[len(MARKER):])  # type: ignore[no-any-return]
-    detail = proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}"
-    raise RuntimeError(f"cannot load {app!r}:\n{detail}")
-
-
 def reload(args: argparse.Namespace) -> int:
     """``geworker reload``: check the app in a subprocess, then ``HUP`` the master."""
     inst, pid = _running(args)
@@ -369,8 +345,8 @@ def reload(args: argparse.Namespace) -> int:
     cwd = str(inst.master.get("cwd") or inst.cli.get("cwd") or os.getcwd())
     pythonpath = [p for p in str(inst.master.get("pythonpath") or "").split(",") if p]
     try:
-        declared = probe(inst.app, cwd, _master_environ(pid), pythonpath)
-    except RuntimeError as exc:
+        declared = probe_app(inst.app, cwd, pythonpath, environ=_master_environ(pid))
+    except ProbeError as exc:
         _fail(f"reload refused, nothing was sent; the running workers keep serving.\n{exc}")
     old = [(d["url"], d["bind"]) for d in inst.master.get("listeners", [])]
     new = [(d["url"], d["bind"]) for d in declared.get("listeners", [])]

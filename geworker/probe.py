@@ -16,7 +16,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["MARKER", "ProbeError", "describe_app", "probe_app"]
@@ -42,14 +42,18 @@ def describe_app(app_uri: str) -> dict[str, Any]:
 
 
 def probe_app(app_uri: str, cwd: str | None = None, pythonpath: Sequence[str] = (),
-              timeout: float = 60.0) -> dict[str, Any]:
+              timeout: float = 60.0, environ: Mapping[str, str] | None = None,
+              ) -> dict[str, Any]:
     """Run :func:`describe_app` in a subprocess and return its result.
+
+    ``environ`` replaces this process's environment (``geworker reload``
+    passes the running master's).
 
     Raises:
         ProbeError: with the subprocess's error output when the import fails.
     """
     cwd = cwd or os.getcwd()
-    env = dict(os.environ)
+    env = dict(os.environ if environ is None else environ)
     paths = [cwd, *pythonpath]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])

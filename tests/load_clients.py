@@ -2,7 +2,11 @@
 
 Each client kind is a function ``run(port, stop, stats)`` running in its own
 thread until ``stop`` is set. New kinds (HTTP keep-alive, WebSocket, UDP)
-plug into :func:`run_load` the same way.
+plug into :func:`run_load` the same way, each with its own port::
+
+    with run_load([(text_echo, text_port, 6), (http_keepalive, http_port, 4)]) as stats:
+        ...  # HUP, TTIN, kill -9 ...
+    assert stats.errors == []
 
 Counting rules for text echo (the text protocol has no "going away" message):
 a server that drains closes an *idle* connection, so a request sent at that
@@ -137,9 +141,9 @@ ClientFn = Callable[[int, threading.Event, Stats], None]
 
 
 @contextmanager
-def run_load(port: int, clients: list[tuple[ClientFn, int]],
+def run_load(clients: list[tuple[ClientFn, int, int]],
              max_seconds: float = 60.0) -> Iterator[Stats]:
-    """Run ``threads`` copies of each client function against ``port`` during the block.
+    """Run ``(client function, port, threads)`` copies of each client during the block.
 
     Threads stop when the block exits (or after ``max_seconds``, whichever
     comes first); the block gets the shared :class:`Stats`.
@@ -149,7 +153,7 @@ def run_load(port: int, clients: list[tuple[ClientFn, int]],
     timer = threading.Timer(max_seconds, stop.set)
     timer.start()
     threads = [threading.Thread(target=fn, args=(port, stop, stats), daemon=True)
-               for fn, count in clients for _ in range(count)]
+               for fn, port, count in clients for _ in range(count)]
     for t in threads:
         t.start()
     try:

@@ -51,7 +51,7 @@ def test_sigkilled_worker_is_replaced_and_counted(instances):
             break
     assert sorted(by_pid) == workers
     victim, survivor = workers
-    with run_load(inst.port, [(text_echo, 4)]) as stats:
+    with run_load([(text_echo, inst.port, 4)]) as stats:
         time.sleep(0.5)
         t0 = time.monotonic()
         os.kill(victim, signal.SIGKILL)
@@ -157,10 +157,13 @@ def test_daemon_mode_logs_to_a_file_and_usr1_reopens_it(instances):
     assert "Shutting down: Master" in log.read_text()
 
 
-def _hup_under_load(inst, hups: int, resize: bool = False) -> dict:
-    """HUP ``hups`` times (waiting for fresh workers each time) under text load."""
-    clients = [(text_echo, 6), (text_connect_loop, 2)]
-    with run_load(inst.port, clients, max_seconds=120) as stats:
+def hup_under_load(inst, hups: int, resize: bool = False, clients=None) -> dict:
+    """HUP ``hups`` times (waiting for fresh workers each time) under load.
+
+    ``clients`` (for :func:`run_load`) defaults to text echo and new-connection loops.
+    """
+    clients = clients or [(text_echo, inst.port, 6), (text_connect_loop, inst.port, 2)]
+    with run_load(clients, max_seconds=120) as stats:
         time.sleep(1)
         workers = inst.wait_workers(2)
         for _ in range(hups):
@@ -184,7 +187,7 @@ def _hup_under_load(inst, hups: int, resize: bool = False) -> dict:
 def test_reload_under_text_load_has_zero_errors(instances):
     inst = instances(port=free_port())
     assert inst.start("-w", "2").returncode == 0, inst.log()
-    summary = _hup_under_load(inst, hups=3)
+    summary = hup_under_load(inst, hups=3)
     print(f"\n3 HUPs under text load: {summary}")
     assert summary["errors"] == 0, summary
     assert summary["reloads"] == 3
@@ -196,6 +199,6 @@ def test_reload_under_text_load_has_zero_errors(instances):
 def test_long_five_hups_and_resize_under_load(instances):
     inst = instances(port=free_port())
     assert inst.start("-w", "2").returncode == 0, inst.log()
-    summary = _hup_under_load(inst, hups=5, resize=True)
+    summary = hup_under_load(inst, hups=5, resize=True)
     print(f"\n5 HUPs + TTIN/TTOU under text load: {summary}")
     assert summary["errors"] == 0, summary
