@@ -21,6 +21,7 @@ import enum
 import itertools
 import logging
 import socket
+import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,32 @@ RECV_SIZE = 65536
 #: Seconds a draining worker waits for the first message of a brand-new connection.
 FIRST_MESSAGE_GRACE = 1.0
 _ids = itertools.count(1)
+
+
+class _TLSSender:
+    """``send`` on a TLS socket that raises BlockingIOError instead of waiting."""
+
+    __slots__ = ("_sslobj",)
+
+    def __init__(self, sslobj: Any) -> None:
+        self._sslobj = sslobj
+
+    def send(self, data: bytes) -> int:
+        try:
+            return int(self._sslobj.write(data))
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            # OpenSSL must see these bytes again first: the writer greenlet
+            # retries with a buffer that starts with them.
+            raise BlockingIOError from None
+
+
+def nonblocking_sender(sock: Any) -> Any:
+    """An object whose ``send`` never waits: the raw socket under gevent's
+    wrapper, or the TLS session of a gevent ``SSLSocket``."""
+    sslobj = getattr(sock, "_sslobj", None)
+    if sslobj is not None:
+        return _TLSSender(sslobj)
+    return getattr(sock, "_sock", sock)
 
 
 class ConnectionState(enum.Enum):
@@ -113,7 +140,7 @@ class Connection:
         self.created = time.time()
         self.state = OPEN
         self.log = log or logging.getLogger("geworker")
-        self._raw = getattr(sock, "_sock", sock)  # the non-blocking socket under gevent's
+        self._raw = nonblocking_sender(sock)
         self._queue: list[bytes] = []
         self._queued = 0
         self._writer: gevent.Greenlet | None = None

@@ -13,6 +13,8 @@ from .settings import Options
 __all__ = ["TRANSPORTS", "Listener"]
 
 TRANSPORTS = ("tcp", "udp", "unix")
+#: Schemes that mean "this protocol, over TLS".
+TLS_ALIASES = {"https": "http", "wss": "websocket"}
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,10 @@ class Listener:
     * ``tcp://host:port``, ``udp://host:port``, ``unix:///path``: raw bytes;
     * ``text://host:port``, ``frame://host:port``, ``<custom>://host:port``;
     * ``<protocol>+<transport>://...`` to pick the transport, e.g.
-      ``text+udp://0.0.0.0:9000`` or ``frame+unix:///run/app.sock``.
+      ``text+udp://0.0.0.0:9000`` or ``frame+unix:///run/app.sock``;
+    * TLS: ``https://``, ``wss://``, or ``<protocol>+tls://`` (e.g.
+      ``text+tls://0.0.0.0:2346``), with the listener's ``ssl_context`` option
+      or gunicorn's ``certfile``/``keyfile``.
     """
 
     url: str
@@ -33,6 +38,7 @@ class Listener:
     host: str = ""
     port: int = 0
     path: str = ""
+    tls: bool = False
     options: Options = field(default_factory=Options)
 
     @classmethod
@@ -54,11 +60,17 @@ class Listener:
         if not scheme or "://" not in url:
             raise ConfigurationError(f"listener {url!r} needs a scheme, e.g. text://0.0.0.0:2345")
         name, _, url_transport = scheme.partition("+")
+        name = TLS_ALIASES.get(name, name)
+        tls = scheme in TLS_ALIASES or url_transport == "tls"
+        if url_transport == "tls":
+            url_transport = "tcp"
         found, default_transport = lookup_protocol(name)
         chosen = transport or url_transport or default_transport
         if chosen not in TRANSPORTS:
             raise ConfigurationError(f"unknown transport {chosen!r} in {url!r}")
         protocol = protocol or found
+        if tls and chosen != "tcp":
+            raise ConfigurationError(f"TLS runs over tcp only, not {chosen} ({url!r})")
         if chosen == "unix":
             path = parts.path
             if not path:
@@ -70,7 +82,8 @@ class Listener:
             raise ConfigurationError(f"bad port in {url!r}: {exc}") from None
         if port is None or parts.hostname is None:
             raise ConfigurationError(f"listener {url!r} needs host:port")
-        return cls(url, protocol, chosen, host=parts.hostname, port=port, options=options)
+        return cls(url, protocol, chosen, host=parts.hostname, port=port, tls=tls,
+                   options=options)
 
     @property
     def is_datagram(self) -> bool:
@@ -93,4 +106,4 @@ class Listener:
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly summary (used by the listener probe and ``status``)."""
         return {"url": self.url, "transport": self.transport, "bind": self.bind,
-                "protocol": self.protocol.__name__}
+                "protocol": self.protocol.__name__, "tls": self.tls}

@@ -7,6 +7,7 @@ field (``server.listen("frame://...", max_package_size=65536)``).
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,16 @@ class Options:
         "Seconds a connection may stay silent before it is closed (None: never). "
         "Any received byte resets the clock.",
         default=None,
+    )
+    ssl_context: ssl.SSLContext | None = _doc(
+        "TLS for this listener (https://, wss://, <protocol>+tls://). None: use "
+        "gunicorn's certfile/keyfile settings.",
+        default=None,
+    )
+    tls_handshake_timeout: float = _doc(
+        "Seconds a TLS client has to complete its handshake; it runs in the "
+        "connection's own greenlet, so a slow one never blocks accepting.",
+        default=10.0,
     )
     close_timeout: float = _doc(
         "Seconds close() waits for queued data to reach the peer before it drops "
@@ -81,6 +92,37 @@ class Options:
         "response carries 'Connection: close'); 0 means no limit.",
         default=1000,
     )
+    websocket_max_message_size: int = _doc(
+        "WebSocket: largest message in bytes, after reassembling its fragments and "
+        "inflating it; a bigger one closes the connection with 1009.",
+        default=1 * MiB,
+    )
+    websocket_compression: bool = _doc(
+        "WebSocket: accept permessage-deflate when the client offers it (costs "
+        "about 300 KiB of zlib state per compressed connection).",
+        default=True,
+    )
+    websocket_max_decompressed_size: int | None = _doc(
+        "WebSocket: most bytes one compressed message may inflate to (None: "
+        "websocket_max_message_size). Checked while inflating, so a small frame "
+        "never expands in memory; past it the connection is closed with 1009.",
+        default=None,
+    )
+    websocket_ping_interval: float | None = _doc(
+        "WebSocket: seconds between keepalive pings sent by the server (None: no "
+        "pings). A peer that sends nothing within websocket_ping_timeout after a "
+        "ping is closed (1011) and on_close runs.",
+        default=None,
+    )
+    websocket_ping_timeout: float = _doc(
+        "WebSocket: seconds to wait for any data (the pong) after a keepalive ping.",
+        default=20.0,
+    )
+    websocket_handshake_timeout: float = _doc(
+        "WebSocket: seconds a websocket:// client has to send its opening handshake "
+        "after connecting; slower ones are closed.",
+        default=10.0,
+    )
 
     def __post_init__(self) -> None:
         if self.max_package_size < 1:
@@ -89,6 +131,10 @@ class Options:
             raise ConfigurationError("max_send_buffer_size must be at least 1 byte")
         if self.idle_timeout is not None and self.idle_timeout <= 0:
             raise ConfigurationError("idle_timeout must be positive or None")
+        if self.tls_handshake_timeout <= 0:
+            raise ConfigurationError("tls_handshake_timeout must be positive")
+        if self.ssl_context is not None and not isinstance(self.ssl_context, ssl.SSLContext):
+            raise ConfigurationError("ssl_context must be an ssl.SSLContext")
         if self.close_timeout < 0:
             raise ConfigurationError("close_timeout must not be negative")
         if self.http_max_head_size < 256:
@@ -100,6 +146,16 @@ class Options:
                 raise ConfigurationError(f"{name} must be positive")
         if self.http_max_requests_per_connection < 0:
             raise ConfigurationError("http_max_requests_per_connection must not be negative")
+        if self.websocket_max_message_size < 1:
+            raise ConfigurationError("websocket_max_message_size must be at least 1 byte")
+        if (self.websocket_max_decompressed_size is not None
+                and self.websocket_max_decompressed_size < 1):
+            raise ConfigurationError("websocket_max_decompressed_size must be positive or None")
+        if self.websocket_ping_interval is not None and not self.websocket_ping_interval > 0:
+            raise ConfigurationError("websocket_ping_interval must be positive or None")
+        for name in ("websocket_ping_timeout", "websocket_handshake_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigurationError(f"{name} must be positive")
 
     def replace(self, **changes: Any) -> Options:
         """Return a copy with ``changes`` applied, rejecting unknown names."""

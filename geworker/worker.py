@@ -145,6 +145,12 @@ class Worker(base.Worker):  # type: ignore[misc]
             missing = ", ".join(lnr.url for lnr in by_address.values())
             raise ConfigurationError(f"no socket was bound for {missing}; declare "
                                      "addresses in the app only, without --bind")
+        for listener in app.stream_listeners:
+            if listener.tls and listener.options.ssl_context is None and not (
+                    self.cfg.certfile and self.cfg.keyfile):
+                raise ConfigurationError(
+                    f"{listener.url} needs TLS: give it ssl_context=... or run gunicorn "
+                    "with --certfile and --keyfile")
         for listener in app.datagram_listeners:
             sock = master.datagram_socket(listener.bind)
             if sock is None:
@@ -202,7 +208,9 @@ class Worker(base.Worker):  # type: ignore[misc]
                 self.datagram_servers.append(dserver)
                 continue
             sock.setblocking(False)
-            server = StreamServer(sock, handle=partial(self._handle, listener), spawn=pool)
+            context = self._tls_context(listener)
+            server = StreamServer(sock, handle=partial(self._handle, listener, context),
+                                  spawn=pool)
             if self.cfg.workers > 1:
                 server.max_accept = 1
             server.start()
@@ -214,11 +222,25 @@ class Worker(base.Worker):  # type: ignore[misc]
         self._stop_event.wait()
         self._stop()
 
-    def _handle(self, listener: Listener, sock: Any, address: Any) -> None:
+    def _tls_context(self, listener: Listener) -> Any:
+        """The SSL context of a TLS listener: its own, or gunicorn's certfile/keyfile."""
+        if not listener.tls:
+            return None
+        if listener.options.ssl_context is not None:
+            return listener.options.ssl_context
+        from gunicorn.sock import ssl_context
+
+        return ssl_context(self.cfg)
+
+    def _handle(self, listener: Listener, context: Any, sock: Any, address: Any) -> None:
         from .connection import Connection
 
         if listener.transport == "tcp":
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if context is not None:
+            sock = tls_handshake(sock, address, listener, context, self.log)
+            if sock is None:
+                return
         assert self.server is not None
         connection_class = listener.protocol.connection_class or Connection
         connection_class(sock, address, listener, self.server, self.log).serve()
@@ -280,6 +302,44 @@ class Worker(base.Worker):  # type: ignore[misc]
             if propagate:
                 raise
             self.log.exception("geworker: %s raised", name)
+
+
+PLAIN_HTTP_ON_TLS = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                     b"Content-Length: 44\r\nConnection: close\r\n\r\n"
+                     b"This port expects TLS: use https:// or wss.\n")
+
+
+def tls_handshake(sock: Any, address: Any, listener: Listener, context: Any,
+                  log: Any) -> Any:
+    """Run the server side of a TLS handshake in the connection's greenlet.
+
+    Returns the TLS socket, or None after closing a client that sent plain
+    text (answered with a plain HTTP 400), timed out or failed the handshake.
+    """
+    import ssl
+
+    sock.settimeout(listener.options.tls_handshake_timeout)
+    try:
+        first = sock.recv(1, socket.MSG_PEEK)
+        if first and first != b"\x16":  # not a TLS handshake record
+            if first.isalpha():
+                sock.sendall(PLAIN_HTTP_ON_TLS)
+                sock.shutdown(socket.SHUT_WR)
+                sock.settimeout(0.5)
+                sock.recv(65536)  # read the request, so closing sends FIN, not RST
+            log.info("geworker: plain text from %s on TLS listener %s; closed",
+                     address, listener.url)
+            sock.close()
+            return None
+        tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        tls.do_handshake()
+    except (OSError, ssl.SSLError) as exc:
+        counters.errors["tls_handshake"] += 1
+        log.info("geworker: TLS handshake with %s on %s failed: %s", address, listener.url, exc)
+        sock.close()
+        return None
+    tls.settimeout(None)
+    return tls
 
 
 def _normalize(address: Any) -> Any:
