@@ -1,0 +1,49 @@
+"""The shipped examples start and answer (real gunicorn, the example's own addresses rewritten
+to free ports)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+from pathlib import Path
+
+from conftest import LineClient, free_port
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load(name: str, **ports: int) -> str:
+    source = (EXAMPLES / name).read_text()
+    for old, new in ports.items():
+        source = re.sub(rf"127\.0\.0\.1:{old[1:]}\b", f"127.0.0.1:{new}", source)
+    return source
+
+
+def test_frame_example(gunicorn):
+    port = free_port()
+    gunicorn(load("frame_echo.py", p2346=port), workers=1)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(struct.pack(">I", 9) + b"hello")
+        assert s.recv(100) == struct.pack(">I", 9) + b"hello"
+
+
+def test_udp_example(gunicorn):
+    port = free_port(socket.SOCK_DGRAM)
+    gunicorn(load("udp_echo.py", p2347=port), workers=1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        s.sendto(b"ping", ("127.0.0.1", port))
+        assert s.recvfrom(100)[0] == b"ping"
+
+
+def test_chat_example(gunicorn):
+    text, frame = free_port(), free_port()
+    gunicorn(load("chat.py", p2348=text, p2349=frame), workers=1)
+    alice = LineClient(text)
+    bob = LineClient(text)
+    assert alice.recv().endswith("joined")  # bob joined
+    assert bob.request("/nick bob") == "* you are bob"
+    bob.send("hi all")
+    assert alice.recv() == "<bob> hi all"
+    assert bob.recv() == "<bob> hi all"
