@@ -145,8 +145,13 @@ class HttpConnection(Connection):
         if isinstance(response, EventStream):
             head, _ = protocol.encode_head(response, None, chunk=False)
             self._started = True
-            self._stream_open = True
             self._status = response.status
+            if protocol.head_only:
+                response.attach(self)  # events pushed from now on are dropped
+                ok = self.send_raw(head)
+                self._done()
+                return ok
+            self._stream_open = True
             ok = self.send_raw(head + response.attach(self))
             if self._access:
                 self._log_access()

@@ -327,6 +327,9 @@ def test_sse_pushed_from_another_greenlet(srv):
     assert b"Cache-Control: no-cache" in head and b"Connection: close" in head
     assert body == b"".join(b"event: tick\nid: %d\ndata: tick %d\ndata: second line\n\n" % (i, i)
                             for i in range(3))
+    out = raw(srv, b"HEAD /sse HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 200 OK") and out.endswith(b"\r\n\r\n")
+    assert_alive(srv)
 
 
 def test_handler_errors(srv):
