@@ -64,6 +64,43 @@ def socket_count(pid: int) -> int:
     return count
 
 
+def established_inodes(port: int) -> set[str]:
+    """Socket inodes of established TCP connections whose local port is ``port``."""
+    inodes = set()
+    want = f":{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[1].endswith(want) and fields[3] == "01":
+                        inodes.add(fields[9])
+        except OSError:
+            pass
+    return inodes
+
+
+def worker_connections(sid: int, port: int) -> dict[int, int]:
+    """Established connections on ``port`` held by each worker process of the session."""
+    inodes = established_inodes(port)
+    counts = {}
+    for p in session(sid):
+        n = 0
+        try:
+            for fd in os.listdir(f"/proc/{p.pid}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{p.pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    n += 1
+        except OSError:
+            continue
+        counts[p.pid] = n
+    return counts
+
+
 def worker_sockets(sid: int) -> dict[int, int]:
     """Socket counts of the session's worker processes (every process but the leader
     that holds at least one socket, i.e. its listener)."""

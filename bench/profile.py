@@ -26,6 +26,7 @@ from .workloads import WORKLOADS
 def top(raw: Path, limit: int = 25) -> str:
     """Own-time and total-time tables from py-spy's collapsed stacks."""
     own: collections.Counter[str] = collections.Counter()
+    own_func: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
     samples = 0
     for line in raw.read_text().splitlines():
@@ -36,11 +37,15 @@ def top(raw: Path, limit: int = 25) -> str:
         samples += n
         frames = [_short(f) for f in stack.split(";")]
         own[frames[-1]] += n
+        own_func[frames[-1].split(" (")[0] + " (" + frames[-1].split(" (")[-1].split(":")[0] + ")"
+                 if " (" in frames[-1] else frames[-1]] += n
         for frame in set(frames):
             total[frame] += n
     if not samples:
         return "no samples"
     out = [f"{samples} samples", "", "| own % | function |", "|---:|---|"]
+    out += [f"| {n / samples * 100:.1f} | {f} |" for f, n in own_func.most_common(limit)]
+    out += ["", "| own % | line |", "|---:|---|"]
     out += [f"| {n / samples * 100:.1f} | {f} |" for f, n in own.most_common(limit)]
     out += ["", "| total % | function |", "|---:|---|"]
     out += [f"| {n / samples * 100:.1f} | {f} |" for f, n in total.most_common(limit)]

@@ -153,8 +153,8 @@ class RunningServer:
         return lines[-1][:300] if lines else "no output"
 
     def stop(self) -> None:
-        """TERM the process group, then KILL whatever is left."""
-        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+        """TERM the process group, then KILL whatever is left a second later."""
+        for sig, wait in ((signal.SIGTERM, 1.0), (signal.SIGKILL, 5.0)):
             try:
                 os.killpg(self.sid, sig)
             except ProcessLookupError:

@@ -82,9 +82,10 @@ class Sample:
     note: str = ""
 
 
-def _balance(rs: RunningServer, baseline: dict[int, int]) -> list[int]:
-    now = procstat.worker_sockets(rs.sid)
-    return sorted((now.get(pid, 0) - base for pid, base in baseline.items()), reverse=True)
+def _balance(rs: RunningServer, workers: dict[int, int]) -> list[int]:
+    """Established connections per worker process (those holding the listener at start)."""
+    now = procstat.worker_connections(rs.sid, rs.port)
+    return sorted((now.get(pid, 0) for pid in workers), reverse=True)
 
 
 def _parse(line: str) -> dict[str, str]:
@@ -143,7 +144,7 @@ def _sleep_until(t: float) -> None:
 
 def run_echo(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sample:
     """Closed-loop echo through the C generator: rate, latency, CPU/msg, balance."""
-    baseline = procstat.worker_sockets(rs.sid)
+    workers = procstat.worker_sockets(rs.sid)
     gen = _Gen([str(loadgen), wl.mode, "-p", str(rs.port), "-c", str(p.connections),
                 "-P", str(p.gen_procs), "-S", str(p.gen_procs), "-d", str(p.duration),
                 "-w", str(p.warmup), "-n", str(wl.pipeline), "-s", str(p.size)])
@@ -153,7 +154,7 @@ def run_echo(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sampl
         _sleep_until(t0)
         cpu0 = procstat.cpu_seconds(rs.sid)
         _sleep_until((t0 + t1) / 2)
-        balance = _balance(rs, baseline)
+        balance = _balance(rs, workers)
         _sleep_until(t1)
         cpu1 = procstat.cpu_seconds(rs.sid)
         res = _parse(gen.expect("RESULT", 15))
@@ -179,14 +180,14 @@ def run_wrk(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sample
         subprocess.run(["wrk", "-t", threads, "-c", str(p.connections),
                         "-d", f"{max(1, round(p.warmup))}s", url],
                        capture_output=True, timeout=p.warmup + 30, check=False)
-    baseline = procstat.worker_sockets(rs.sid)
+    workers = procstat.worker_sockets(rs.sid)
     duration = max(1, round(p.duration))
     cpu0 = procstat.cpu_seconds(rs.sid)
     proc = subprocess.Popen(["wrk", "-t", threads, "-c", str(p.connections), "-d", f"{duration}s",
                              "--latency", url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     time.sleep(duration / 2)
-    balance = _balance(rs, baseline)
+    balance = _balance(rs, workers)
     try:
         out, _ = proc.communicate(timeout=duration + 30)
     except subprocess.TimeoutExpired:
@@ -223,7 +224,7 @@ def _settled_rss(rs: RunningServer, timeout: float = 10.0) -> int:
 
 def run_idle(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sample:
     """Open many idle connections (after the WebSocket handshake for idlews): RSS delta / conn."""
-    baseline = procstat.worker_sockets(rs.sid)
+    workers = procstat.worker_sockets(rs.sid)
     rss0 = _settled_rss(rs)
     n = p.idle_connections
     gen = _Gen([str(loadgen), wl.mode, "-p", str(rs.port), "-c", str(n), "-P", str(p.idle_procs),
@@ -233,10 +234,10 @@ def run_idle(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sampl
         connected, failed = int(ready[1]), int(ready[2])
         # wait until every connection is accepted and served, then for RSS to settle
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and sum(_balance(rs, baseline)) < connected:
+        while time.monotonic() < deadline and sum(_balance(rs, workers)) < connected:
             time.sleep(0.2)
         rss1 = _settled_rss(rs)
-        balance = _balance(rs, baseline)
+        balance = _balance(rs, workers)
     finally:
         if gen.proc.poll() is None:
             try:
@@ -257,11 +258,11 @@ def run_broadcast(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> 
            "-S", str(p.idle_procs), "-T", str(connect_time), "-d", "30"]
     if wl.mode == "scale":
         cmd.append("-E")  # every connection answers one echo before the broadcast
-    baseline = procstat.worker_sockets(rs.sid)
+    workers = procstat.worker_sockets(rs.sid)
     gen = _Gen(cmd)
     try:
         ready = gen.expect("READY", connect_time + 30).split()
-        balance = _balance(rs, baseline)
+        balance = _balance(rs, workers)
         res = _parse(gen.expect("RESULT", 45))
     finally:
         gen.kill()
