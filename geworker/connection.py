@@ -423,6 +423,7 @@ class Connection:
 
     def _shutdown(self, *_: Any) -> None:
         """Shut the socket both ways: the reading greenlet wakes up with EOF."""
+        self.resume_recv()  # a paused reader must wake up to see it
         with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_RDWR)
 

@@ -100,6 +100,9 @@ def on_message(conn, message):
         conn.pause_recv()
         gevent.spawn_later(float(arg), conn.resume_recv)
         conn.send("paused")
+    elif command == "pause-forever":
+        conn.pause_recv()
+        gevent.spawn_later(0.2, conn.close, "closed while paused")
     elif command == "bye":
         conn.close("goodbye")
     elif command == "timer":

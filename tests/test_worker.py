@@ -91,6 +91,16 @@ def test_pause_and_resume_recv(gunicorn, tmp_path):
     assert time.monotonic() - t0 > 0.3
 
 
+def test_close_wakes_a_paused_connection(gunicorn, tmp_path):
+    port = free_port()
+    start_core(gunicorn, tmp_path, f"text://127.0.0.1:{port}")
+    c = LineClient(port)
+    c.send("pause-forever")
+    assert c.recv() == "closed while paused"
+    assert c.file.readline() == b""
+    wait_until(lambda: any(e.startswith("close") for e in events(tmp_path)), what="on_close")
+
+
 def test_send_buffer_full_drops_and_drains(gunicorn, tmp_path):
     port = free_port()
     g = start_core(gunicorn, tmp_path, f"text://127.0.0.1:{port}")
