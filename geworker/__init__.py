@@ -20,6 +20,7 @@ from .errors import (
     RemoteProtocolError,
     SendBufferFull,
 )
+from .http import EventStream, FileResponse, HTTPError, Request, Response
 from .listener import Listener
 from .protocols import (
     FrameProtocol,
@@ -44,8 +45,11 @@ __all__ = [
     "Connection",
     "ConnectionState",
     "DatagramConnection",
+    "EventStream",
+    "FileResponse",
     "FrameProtocol",
     "GeworkerError",
+    "HTTPError",
     "Listener",
     "LocalProtocolError",
     "MessageTooLarge",
@@ -53,6 +57,8 @@ __all__ = [
     "Protocol",
     "RawProtocol",
     "RemoteProtocolError",
+    "Request",
+    "Response",
     "SendBufferFull",
     "Server",
     "TextProtocol",

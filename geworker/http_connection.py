@@ -111,6 +111,10 @@ class HttpConnection(Connection):
         protocol = self.protocol
         if self._draining:
             protocol.keep_alive = False
+        # Earlier (pipelined) answers still queued past the limit: wait rather than drop one.
+        if (self._queued >= self.listener.options.max_send_buffer_size
+                and not self._wait_writable()):
+            return False
         kind = type(message)
         if kind is str or kind is bytes:  # the hot path
             if kind is str:

@@ -71,6 +71,8 @@ def handle(conn, req):
         conn.send(Response(f"part{i}\n" for i in range(5)))
     elif path == "/stream-length":
         conn.send(Response(iter([b"abc", b"de"]), headers={"Content-Length": "5"}))
+    elif path == "/blob":
+        conn.send(b"b" * int(req.query["n"]))
     elif path == "/big":
         conn.send(FileResponse(os.path.join(ROOT, "big.bin")))
     elif path == "/inject":

@@ -297,6 +297,25 @@ def test_slow_reader_gets_the_whole_file(srv):
     assert out.endswith(data)
 
 
+def test_pipelined_large_answers_are_never_dropped(srv):
+    # 8 x 2.5 MB answers exceed the kernel buffers and max_send_buffer_size (1 MiB)
+    # while the client does not read.
+    n = 2_500_000
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(b"GET /blob?n=%d HTTP/1.1\r\nHost: h\r\n\r\n" % n * 7
+                  + b"GET /blob?n=%d HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n" % n)
+        time.sleep(0.5)
+        data = bytearray()
+        while chunk := s.recv(1 << 20):
+            data += chunk
+    assert statuses(data) == [200] * 8
+    assert data.count(b"b") >= 8 * n
+    assert_alive(srv)
+
+
 def test_static_files(srv):
     status, headers, body, _ = get(srv, "/static/hello.txt")
     assert (status, body) == (200, b"hello static\n")
