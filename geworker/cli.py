@@ -32,11 +32,13 @@ import argparse
 import contextlib
 import json
 import os
+import select
 import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from gunicorn.app.wsgiapp import WSGIApplication
 
@@ -60,8 +62,9 @@ LOG_FILE = "geworker.log"
 class GeworkerApplication(WSGIApplication):  # type: ignore[misc]
     """gunicorn's WSGI application runner, fed with the ``geworker start`` options."""
 
-    def __init__(self, gunicorn_args: Sequence[str]) -> None:
+    def __init__(self, gunicorn_args: Sequence[str], ready_fd: int | None = None) -> None:
         self.gunicorn_args = list(gunicorn_args)
+        self.ready_fd = ready_fd
         super().__init__("%(prog)s start [OPTIONS] APP_MODULE:SERVER", prog="geworker")
 
     def load_config(self) -> None:
@@ -72,6 +75,22 @@ class GeworkerApplication(WSGIApplication):  # type: ignore[misc]
             super().load_config()
         finally:
             sys.argv = saved
+        if self.ready_fd is not None:
+            user_when_ready = self.cfg.settings["when_ready"].get()
+
+            def when_ready(arbiter: Any) -> None:
+                self._signal_ready()
+                user_when_ready(arbiter)
+
+            self.cfg.set("when_ready", when_ready)
+
+    def _signal_ready(self) -> None:
+        """Tell ``start -d`` the master is up (it sees EOF without it if the start failed)."""
+        if self.ready_fd is not None:
+            fd, self.ready_fd = self.ready_fd, None
+            with contextlib.suppress(OSError):
+                os.write(fd, b"R")
+            os.close(fd)
 
 
 class Instance:
@@ -223,22 +242,35 @@ def start(args: argparse.Namespace, gunicorn_args: list[str]) -> int:
         log_offset = os.path.getsize(log_file) if log_file else 0
     except OSError:
         log_offset = 0
+    # The detached master holds the pipe's write end until it is ready: EOF
+    # without a byte means it died while starting (bad app, port in use...).
+    ready_r, ready_w = os.pipe()
     child = os.fork()
     if child == 0:
         # gunicorn's --daemon forks twice more and detaches. Workers are forked
         # from this stack too, so let their SystemExit pass untouched.
-        GeworkerApplication(full_args).run()
+        os.close(ready_r)
+        GeworkerApplication(full_args, ready_fd=ready_w).run()
         sys.exit(0)
+    os.close(ready_w)
     os.waitpid(child, 0)
-    return _wait_started(Instance(run_dir), log_file, log_offset, args.wait)
+    try:
+        return _wait_started(Instance(run_dir), log_file, log_offset, args.wait, ready_r)
+    finally:
+        os.close(ready_r)
 
 
 def _wait_started(inst: Instance, log_file: str | None, log_offset: int,
-                  timeout: float) -> int:
+                  timeout: float, ready_fd: int) -> int:
     """After ``start -d``: wait for the master and all its workers, or report why not."""
     deadline = time.monotonic() + timeout
     seen_master = False
+    master_ready = False
     while time.monotonic() < deadline:
+        if not master_ready and select.select([ready_fd], [], [], 0)[0]:
+            if os.read(ready_fd, 1) != b"R":
+                break  # the master exited before it was ready
+            master_ready = True
         inst = Instance(inst.run_dir)
         pid = inst.pid()
         if pid is not None:
@@ -250,17 +282,12 @@ def _wait_started(inst: Instance, log_file: str | None, log_offset: int,
                 print(f"geworker: {inst.app} started in daemon mode (pid {pid}, "
                       f"{len(data['workers'])} workers, log {log_file}, run dir {inst.run_dir})")
                 return 0
-        elif seen_master or _log_says_stopped(_tail(log_file, 20, log_offset)):
+        elif seen_master or master_ready:
             break
         time.sleep(0.1)
     print(f"geworker: {inst.app} did not start; last lines of {log_file}:", file=sys.stderr)
     print(_tail(log_file, 15, log_offset), file=sys.stderr)
     return EXIT_FAILED
-
-
-def _log_says_stopped(text: str) -> bool:
-    return any(s in text for s in ("Shutting down: Master", "Reason:", "Error:",
-                                   "Already running"))
 
 
 def _tail(path: str | None, lines: int, offset: int = 0) -> str:

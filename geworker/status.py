@@ -199,6 +199,14 @@ def setup_master(cfg: Any, app_uri: str, declared: dict[str, Any]) -> None:
 def privilege_problem(cfg: Any) -> str | None:
     """Why ``--user``/``--group`` cannot work here, or None when they can."""
     if os.geteuid() == 0:
+        if cfg.uid == 0:
+            return None
+        # Workers import the app after switching user: fail now, with the reason,
+        # rather than in every worker.
+        where = _unreadable_by(Path(cfg.chdir or os.getcwd()), cfg.uid, cfg.gid)
+        if where is not None:
+            return (f"--user {cfg.uid} (group {cfg.gid}) cannot read {where}, where the app "
+                    "is imported from: make it readable by that user")
         return None
     if cfg.uid != os.geteuid():
         return (f"--user {cfg.uid} needs the master to run as root (it runs as uid "
@@ -206,6 +214,24 @@ def privilege_problem(cfg: Any) -> str | None:
     if cfg.gid != os.getegid():
         return (f"--group {cfg.gid} needs the master to run as root (it runs as gid "
                 f"{os.getegid()}); drop --group or start as root")
+    return None
+
+
+def _unreadable_by(path: Path, uid: int, gid: int) -> Path | None:
+    """The first directory on ``path`` that ``uid``/``gid`` cannot list, if any."""
+    for part in [*reversed(path.absolute().parents), path.absolute()]:
+        try:
+            st = part.stat()
+        except OSError:
+            return part
+        if st.st_uid == uid:
+            bits = st.st_mode >> 6
+        elif st.st_gid == gid:
+            bits = st.st_mode >> 3
+        else:
+            bits = st.st_mode
+        if bits & 0o5 != 0o5:  # read + search
+            return part
     return None
 
 

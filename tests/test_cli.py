@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -226,3 +227,23 @@ def test_status_live_refresh_shows_qps(instances):
     first, second = (json.loads(line) for line in result.stdout.splitlines())
     assert second["workers"][0]["qps"] > 0
     assert second["time"] - first["time"] >= 0.9
+
+
+def test_start_d_reports_a_broken_app(instances):
+    inst = instances(source=ECHO_APP + "\nraise RuntimeError('cannot start on purpose')\n",
+                     port=free_port())
+    result = inst.start("-w", "1")
+    assert result.returncode == 1
+    assert "did not start" in result.stderr
+    assert "cannot start on purpose" in result.stderr
+    assert inst.master_pid is None
+
+
+def test_start_d_reports_a_port_in_use(instances):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        inst = instances(port=busy.getsockname()[1])
+        result = inst.start("-w", "1")
+    assert result.returncode == 1
+    assert "Address already in use" in result.stderr or "in use" in result.stderr

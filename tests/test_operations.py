@@ -131,6 +131,16 @@ def test_user_drops_privileges_and_master_binds_low_port(instances):
     shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_user_who_cannot_read_the_app_is_refused_clearly(instances, tmp_path):
+    os.chmod(tmp_path, 0o700)  # pytest's tmp dirs are private to root
+    inst = instances(port=free_port())
+    result = inst.start("-w", "1", "--user", "nobody")
+    assert result.returncode == 1
+    assert "cannot read" in result.stderr and "make it readable by that user" in result.stderr
+    assert inst.master_pid is None
+
+
 def test_daemon_mode_logs_to_a_file_and_usr1_reopens_it(instances):
     inst = instances(port=free_port())
     result = inst.start("-w", "2")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import tempfile
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -156,7 +159,33 @@ def test_privilege_problems(monkeypatch):
     assert "--group 65534 needs" in status.privilege_problem(cfg)
     assert status.privilege_problem(SimpleNamespace(uid=1000, gid=1000)) is None
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert status.privilege_problem(SimpleNamespace(uid=65534, gid=65534)) is None
+    assert status.privilege_problem(SimpleNamespace(uid=0, gid=0, chdir="/nonexistent")) is None
+
+
+def test_privilege_problem_unreadable_app_dir(tmp_path):
+    assert status._unreadable_by(tmp_path, os.geteuid() + 12345, 12345) is not None
+    base = Path(tempfile.mkdtemp(prefix="geworker-perm-"))  # pytest's tmp is private
+    request_cleanup = base
+    os.chmod(base, 0o755)
+    app_dir = base / "private" / "app"
+    app_dir.mkdir(parents=True)
+    os.chmod(app_dir.parent, 0o700)
+    try:
+        _check_unreadable(app_dir)
+    finally:
+        shutil.rmtree(request_cleanup)
+
+
+def _check_unreadable(app_dir):
+    uid = os.geteuid() + 12345  # someone else: neither owner nor group
+    cfg = SimpleNamespace(uid=uid, gid=uid, chdir=str(app_dir))
+    if os.geteuid() == 0:
+        problem = status.privilege_problem(cfg)
+        assert problem is not None and f"cannot read {app_dir.parent}" in problem
+    assert status._unreadable_by(app_dir, uid, uid) == app_dir.parent
+    os.chmod(app_dir.parent, 0o755)
+    assert status._unreadable_by(app_dir, uid, uid) in (None, *app_dir.parents)
+    assert status._unreadable_by(app_dir, os.geteuid(), os.getegid()) is None
 
 
 def test_snapshot_writer_never_raises(tmp_path, monkeypatch):
