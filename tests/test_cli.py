@@ -247,3 +247,15 @@ def test_start_d_reports_a_port_in_use(instances):
         result = inst.start("-w", "1")
     assert result.returncode == 1
     assert "Address already in use" in result.stderr or "in use" in result.stderr
+
+
+def test_several_instances_need_a_name(tmp_path):
+    for app in ("a-server", "b-server"):
+        run_dir = tmp_path / ".geworker" / app
+        run_dir.mkdir(parents=True)
+        (run_dir / "cli.json").write_text(json.dumps({"app": app.replace("-", ":")}))
+    result = run_cli(tmp_path, "status")
+    assert result.returncode == 2
+    assert "several instances" in result.stderr and "a:server, b:server" in result.stderr
+    result = run_cli(tmp_path, "status", "a:server")
+    assert result.returncode == 3 and "a:server is not running" in result.stderr
