@@ -333,8 +333,10 @@ def restart(args: argparse.Namespace, gunicorn_args: list[str]) -> int:
         parsed = _gunicorn_parser().parse_args(gunicorn_args)
         app = parsed.args[0] if parsed.args else None
     inst = Instance(locate(app, args.run_dir))
-    if not gunicorn_args:
+    if not gunicorn_args:  # same options as last time, daemon mode included
         gunicorn_args = list(inst.cli.get("args") or [])
+        args.daemon = args.daemon or bool(inst.cli.get("daemon"))
+        args.prometheus = args.prometheus or inst.cli.get("prometheus")
         if not gunicorn_args:
             _fail("restart needs the start options (none recorded in "
                   f"{inst.run_dir / CLI_FILE})", EXIT_USAGE)

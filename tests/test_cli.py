@@ -143,7 +143,7 @@ def test_restart_reuses_the_start_options(instances):
     inst = instances(port=free_port())
     assert inst.start("-w", "2").returncode == 0, inst.log()
     old_master = inst.master_pid
-    result = inst.cli("restart", "-d")
+    result = inst.cli("restart")  # recorded options, daemon mode included
     assert result.returncode == 0, result.stderr + inst.log()
     assert "stopped" in result.stdout and "started in daemon mode" in result.stdout
     assert inst.master_pid not in (None, old_master)
