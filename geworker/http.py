@@ -23,7 +23,6 @@ import json
 import mimetypes
 import os
 import re
-import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import cached_property
@@ -753,8 +752,3 @@ class EventStream(Response):
         """End the stream (the connection closes once queued events are sent)."""
         if self._conn is not None:
             self._conn.close()
-
-
-def http_date(now: float | None = None) -> str:
-    """``now`` (default: the current time) as an HTTP date."""
-    return email.utils.formatdate(time.time() if now is None else now, usegmt=True)

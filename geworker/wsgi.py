@@ -59,7 +59,7 @@ def build_environ(conn: Any, request: Request, multiprocess: bool = True) -> dic
         "REMOTE_ADDR": remote[0] if isinstance(remote, tuple) else "",
         "REMOTE_PORT": str(remote[1]) if isinstance(remote, tuple) else "",
         "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "https" if listener.url.lower().startswith(("https", "wss")) else "http",
+        "wsgi.url_scheme": "https" if getattr(listener, "tls", False) else "http",
         "wsgi.input": request.stream,
         "wsgi.input_terminated": True,
         "wsgi.errors": sys.stderr,
@@ -154,12 +154,15 @@ def server_for_wsgi_app(app: WSGIApp, addresses: Sequence[Any], cfg: Any = None)
         app: the WSGI application.
         addresses: gunicorn's parsed binds (``(host, port)`` or a unix path).
         cfg: gunicorn's config; ``keepalive`` sets ``http_keepalive_timeout``
-            (0 disables keep-alive) and ``workers`` the ``wsgi.multiprocess`` flag.
+            (0 disables keep-alive), ``workers`` the ``wsgi.multiprocess`` flag,
+            and ``certfile``/``keyfile`` make the TCP listeners ``https://``.
     """
     from .server import Server
 
     options: dict[str, Any] = {}
     multiprocess = True
+    # gunicorn's --certfile/--keyfile make its binds TLS, as with its own workers.
+    scheme = "https" if cfg is not None and cfg.certfile and cfg.keyfile else "http"
     if cfg is not None:
         multiprocess = cfg.workers > 1
         if cfg.keepalive and cfg.keepalive > 0:
@@ -170,7 +173,7 @@ def server_for_wsgi_app(app: WSGIApp, addresses: Sequence[Any], cfg: Any = None)
     for address in addresses:
         if isinstance(address, tuple):
             host = f"[{address[0]}]" if ":" in address[0] else address[0]
-            server.listen(f"http://{host}:{address[1]}")
+            server.listen(f"{scheme}://{host}:{address[1]}")
         else:
             path = address.decode() if isinstance(address, bytes) else str(address)
             server.listeners.append(Listener(f"http+unix://{path}", HttpProtocol, "unix",

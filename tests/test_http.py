@@ -369,11 +369,9 @@ def test_header_injection_refused(srv):
 
 
 def test_slow_head_gets_408(srv):
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=15) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHo")
-        t0 = time.monotonic()
-        out = s.recv(65536)
-        assert time.monotonic() - t0 < 3
+        out = s.recv(65536)  # after http_head_timeout (1 s), well before the socket timeout
         assert statuses(out) == [408]
         assert s.recv(100) == b""
 
@@ -392,12 +390,12 @@ def test_slow_body_gets_408(srv):
 
 
 def test_idle_keep_alive_is_closed_quietly(srv):
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=15) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
         assert s.recv(65536).endswith(b"hello")
         t0 = time.monotonic()
         assert s.recv(100) == b""  # http_keepalive_timeout = 2 s, no 408
-        assert 1.0 < time.monotonic() - t0 < 4.5
+        assert time.monotonic() - t0 > 1.0
 
 
 def test_body_too_large_413(srv):
@@ -497,7 +495,7 @@ def test_reload_drains_http_connections(gunicorn):
     import threading
 
     port = free_port()
-    g = gunicorn(f"""
+    g = gunicorn(args=["--graceful-timeout", "60"], source=f"""
 import gevent
 from geworker import Server
 server = Server("http://127.0.0.1:{port}")
@@ -508,13 +506,13 @@ def on_message(conn, request):
         gevent.sleep(1.0)
     conn.send("done " + request.path)
 """)
-    idle = socket.create_connection(("127.0.0.1", port), timeout=8)
+    idle = socket.create_connection(("127.0.0.1", port), timeout=30)
     idle.sendall(b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
     assert idle.recv(65536).endswith(b"done /first")
     result: dict = {}
 
     def slow() -> None:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=8)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
         c.request("GET", "/slow")
         r = c.getresponse()
         result["answer"] = (r.status, r.getheader("Connection"), r.read())
@@ -525,7 +523,7 @@ def on_message(conn, request):
     t0 = time.monotonic()
     g.signal(signal.SIGHUP)
     assert idle.recv(100) == b""  # idle keep-alive closed at once, not after graceful_timeout
-    assert time.monotonic() - t0 < 5
-    t.join(8)
+    assert time.monotonic() - t0 < 20
+    t.join(20)
     assert result["answer"] == (200, "close", b"done /slow")
     idle.close()
