@@ -34,6 +34,9 @@ from .probe import ProbeError, probe_app
 
 __all__ = ["EXIT_BOOT_ERROR", "assign_index", "configure", "datagram_socket", "reload_generation"]
 
+#: Worker indexes that get a connection-count slot in shared memory.
+WORKER_SLOTS = 1024
+
 #: gunicorn's "worker failed to boot" code: the master halts instead of respawning.
 EXIT_BOOT_ERROR = 3
 
@@ -46,7 +49,9 @@ class _MasterState:
     datagram_sockets: dict[str, socket.socket] = field(default_factory=dict)
     generation: int = 0
     indexes: dict[int, tuple[int, Any]] = field(default_factory=dict)
-    shared: mmap.mmap = field(default_factory=lambda: mmap.mmap(-1, 8))
+    # Mapped before any fork, so the master and every worker see the same bytes:
+    # the reload generation, then one connection-count slot per worker index.
+    shared: mmap.mmap = field(default_factory=lambda: mmap.mmap(-1, 8 + 8 * WORKER_SLOTS))
 
 
 _state = _MasterState()
@@ -164,6 +169,11 @@ def _bump_generation() -> None:
 def reload_generation() -> int:
     """The number of reloads the master has started (readable from workers)."""
     return int.from_bytes(_state.shared[:8], "little")
+
+
+def shared_memory() -> mmap.mmap:
+    """The memory shared by the master and all workers (see ``_MasterState.shared``)."""
+    return _state.shared
 
 
 def assign_index(worker: Any) -> tuple[int, int]:

@@ -26,6 +26,7 @@ from gunicorn.util import parse_address
 from gunicorn.workers import base
 
 from . import master, status, timers
+from .balance import Balancer
 from .errors import ConfigurationError
 from .listener import Listener
 from .server import Server
@@ -198,6 +199,9 @@ class Worker(base.Worker):  # type: ignore[misc]
         self._stop_event = Event()
         assert self.server is not None
         pool = Pool(self.worker_connections)
+        self.balancer = Balancer(master.shared_memory(), self.index, self.cfg.workers,
+                                 self.server.connections)
+        self.balancer.start(gevent.get_hub().loop)
         datagram_pool = Pool(self.worker_connections)
         for sock, listener in self.bindings:
             if listener.is_datagram:
@@ -213,6 +217,7 @@ class Worker(base.Worker):  # type: ignore[misc]
                                   spawn=pool)
             if self.cfg.workers > 1:
                 server.max_accept = 1
+                server.full = self.balancer.gate(server, pool.full)
             server.start()
             self.stream_servers.append(server)
         self.pools = (pool, datagram_pool)
@@ -264,6 +269,7 @@ class Worker(base.Worker):  # type: ignore[misc]
 
         assert self.server is not None
         self.server.draining = True
+        self.balancer.stop()
         for server in self.stream_servers + self.datagram_servers:
             server.close()
         if master.reload_generation() > self.generation:

@@ -538,3 +538,16 @@ def test_timer_api_one_shot_args_cancel():
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok")
     assert "ZeroDivisionError" in result.stderr  # a failing timer is logged, nothing else breaks
+
+
+def test_connections_spread_evenly_across_workers(gunicorn, tmp_path):
+    port = free_port()
+    start_core(gunicorn, tmp_path, f"text://127.0.0.1:{port}", workers=2)
+    clients = [LineClient(port) for _ in range(100)]  # a burst, as a load generator makes
+    per_worker: dict[str, int] = {}
+    for c in clients:
+        pid = c.request("pid")
+        per_worker[pid] = per_worker.get(pid, 0) + 1
+    print(f"100 connections per worker: {sorted(per_worker.values())}")
+    assert len(per_worker) == 2
+    assert all(38 <= n <= 62 for n in per_worker.values()), per_worker
