@@ -416,7 +416,8 @@ class Response:
         status: the status code.
         headers: ``(name, value)`` pairs or a dict. Values with CR/LF are refused
             when the response is sent.
-        content_type: default from the body's type (text, octet-stream, JSON).
+        content_type: default from the body's type (text, octet-stream, JSON)
+            when the body is not empty; ``""`` for none.
         reason: the reason phrase (default: the standard one).
     """
 
@@ -444,7 +445,8 @@ class Response:
         elif body is None:
             body = b""
         self.body = body
-        content_type = content_type or default
+        if content_type is None and body:
+            content_type = default
         if content_type and not self.has_header("content-type"):
             self.headers.append(("Content-Type", content_type))
 

@@ -140,7 +140,7 @@ class WSGIHandler:
             except ValueError:
                 raise LocalProtocolError(f"invalid WSGI status {status_text!r}") from None
             reason = status_text[4:] or None
-            conn.send(Response(body, status, state[1], reason=reason))
+            conn.send(Response(body, status, state[1], content_type="", reason=reason))
         finally:
             close = getattr(result, "close", None)
             if close is not None:

@@ -142,7 +142,6 @@ class HttpProtocol(Protocol):
         remote_address: set by the connection; copied into each request.
     """
 
-
     def __init__(self, options: Options | None = None) -> None:
         options = options or Options()
         super().__init__(options.http_max_body_size)
