@@ -365,19 +365,20 @@ def _address(addr: Any) -> str:
 
 
 def describe_connection(conn: Any, pid: int, now: float) -> dict[str, Any]:
-    """One row of ``geworker connections``."""
+    """One row of ``geworker connections`` (tolerant of connection subclasses)."""
+    state = getattr(conn, "state", None)
     return {
         "pid": pid,
         "id": conn.id,
         "transport": conn.listener.transport,
         "protocol": conn.listener.protocol.__name__,
-        "local": _address(conn.local_address),
-        "remote": _address(conn.remote_address),
-        "bytes_read": conn.bytes_read,
-        "bytes_written": conn.bytes_written,
-        "send_queue": conn.send_queue_size,
-        "state": conn.state.value,
-        "age": round(now - conn.created, 3),
+        "local": _address(getattr(conn, "local_address", None)),
+        "remote": _address(getattr(conn, "remote_address", None)),
+        "bytes_read": getattr(conn, "bytes_read", 0),
+        "bytes_written": getattr(conn, "bytes_written", 0),
+        "send_queue": getattr(conn, "send_queue_size", 0),
+        "state": getattr(state, "value", str(state)),
+        "age": round(now - getattr(conn, "created", now), 3),
     }
 
 

@@ -215,7 +215,7 @@ def test_busy_worker_shows_busy_not_missing(instances):
     inst.wait_workers(2)
     burner = LineClient(inst.port, timeout=20)
     busy_pid = int(burner.request("pid"))
-    burner.send("burn 5")  # blocks that worker's hub: no heartbeat, no snapshot
+    burner.send("burn 9")  # blocks that worker's hub: no heartbeat, no snapshot
 
     def busy_seen():
         workers = {w["pid"]: w for w in inst.status()["workers"]}
