@@ -138,7 +138,9 @@ def check_flask(port: int) -> None:
 
 def test_plain_wsgi_app_as_gunicorn_app(gunicorn):
     port = free_port()
-    g = gunicorn(FLASK_APP, target="app:wsgi_app", args=["--bind", f"127.0.0.1:{port}"])
+    g = gunicorn(FLASK_APP, target="app:wsgi_app",
+                 args=["--bind", f"127.0.0.1:{port}", "--access-logfile", "-",
+                       "--access-logformat", 'ACCESS "%(r)s" %(s)s %(b)s %({x-test}i)s'])
     pids = sorted(g.worker_pids())
     assert len(pids) == 2
     check_flask(port)
@@ -164,6 +166,12 @@ def test_plain_wsgi_app_as_gunicorn_app(gunicorn):
     assert max(int(body) for _, body in results) >= 2
     assert sorted(g.worker_pids()) == pids
     assert "flask boom" in g.log()
+    request(port, "GET", "/path/x?y=1", headers={"X-Test": "tagged"})
+    from conftest import wait_until
+
+    wait_until(lambda: 'ACCESS "GET /path/x?y=1 HTTP/1.1" 200 34 tagged' in g.log(),
+               what="the access log line")
+    assert 'ACCESS "GET /boom HTTP/1.1" 500' in g.log()
 
 
 def test_flask_mounted_on_a_geworker_server(gunicorn):
