@@ -79,6 +79,8 @@ class HttpError(RemoteProtocolError):
     """
 
     def __init__(self, status: int, reason: str) -> None:
+        if len(reason) > 200:  # h11 quotes the offending line: keep log lines short
+            reason = reason[:200] + "..."
         super().__init__(f"HTTP {status}: {reason}", error_response(status))
         self.status = status
 
