@@ -502,8 +502,11 @@ server = Server("http://127.0.0.1:{port}")
 
 @server.on_message
 def on_message(conn, request):
-    if request.path == "/slow":
-        gevent.sleep(1.0)
+    if request.path == "/slow":  # in flight until the worker starts draining
+        for _ in range(300):
+            if server.draining:
+                break
+            gevent.sleep(0.05)
     conn.send("done " + request.path)
 """)
     idle = socket.create_connection(("127.0.0.1", port), timeout=30)
