@@ -85,6 +85,15 @@ class DatagramListener(DatagramServer):  # type: ignore[misc]
         self.geworker_server = server
         self.log = log or logging.getLogger("geworker")
 
+    def stop_reading(self) -> None:
+        """Stop reading datagrams, but keep the socket open (unlike ``close()``).
+
+        The worker calls this when it drains: handlers already running still
+        send their replies; the socket closes with the process.
+        """
+        self._stop_event.set()  # keeps a freed pool slot from resuming reads
+        self.stop_accepting()
+
     def do_read(self) -> tuple[bytes, Any] | None:
         """Read one datagram without truncating it (gevent's default reads 8 KiB)."""
         try:

@@ -40,6 +40,9 @@ WORKER_SLOTS = 1024
 #: gunicorn's "worker failed to boot" code: the master halts instead of respawning.
 EXIT_BOOT_ERROR = 3
 
+#: SO_RCVBUF asked for master-bound UDP sockets (the kernel caps it at net.core.rmem_max).
+DATAGRAM_RECV_BUFFER = 4 * 1024 * 1024
+
 
 @dataclass
 class _MasterState:
@@ -137,6 +140,9 @@ def _bind_datagram(description: dict[str, Any]) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Datagrams queue here while no worker reads (old ones stopped, new ones
+    # booting, on HUP): the default ~200 KiB overflows in well under a second.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, DATAGRAM_RECV_BUFFER)
     try:
         sock.bind((host, int(port)))
     except OSError as exc:

@@ -270,8 +270,10 @@ class Worker(base.Worker):  # type: ignore[misc]
         assert self.server is not None
         self.server.draining = True
         self.balancer.stop()
-        for server in self.stream_servers + self.datagram_servers:
+        for server in self.stream_servers:
             server.close()
+        for dserver in self.datagram_servers:
+            dserver.stop_reading()  # handlers still running must be able to reply
         if master.reload_generation() > self.generation:
             self._call_hook("on_worker_reload")
         self._call_hook("on_worker_stop")

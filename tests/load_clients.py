@@ -137,6 +137,46 @@ def text_connect_loop(port: int, stop: threading.Event, stats: Stats) -> None:
             break
 
 
+def udp_paced(port: int, stop: threading.Event, stats: Stats, pause: float = 0.002) -> None:
+    """A paced stream of numbered datagrams to a ``text+udp://`` echo; every one must come back.
+
+    Each datagram not echoed within 2 s of the end is an error (lost).
+    """
+    kind = "udp"
+    sent: set[bytes] = set()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+
+        def collect() -> None:
+            while True:
+                try:
+                    data = sock.recv(2048)
+                except (BlockingIOError, ConnectionRefusedError):
+                    return
+                for line in data.splitlines():
+                    if line in sent:
+                        sent.discard(line)
+                        stats.add_ok(kind)
+
+        n = 0
+        while not stop.is_set() and n < MAX_OPS_PER_CLIENT:
+            n += 1
+            line = f"u-{threading.get_ident()}-{n}".encode()
+            sent.add(line)
+            try:
+                sock.sendto(line + b"\n", ("127.0.0.1", port))
+            except OSError as exc:
+                stats.add_error(kind, f"send: {exc}")
+            collect()
+            time.sleep(pause)
+        deadline = time.monotonic() + 2
+        while sent and time.monotonic() < deadline:
+            collect()
+            time.sleep(0.01)
+    if sent:
+        stats.add_error(kind, f"{len(sent)} of {n} datagrams lost")
+
+
 ClientFn = Callable[[int, threading.Event, Stats], None]
 
 

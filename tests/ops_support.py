@@ -28,6 +28,8 @@ import time
 from geworker import Server, timers
 
 server = Server(f"text://127.0.0.1:{os.environ['PORT']}", name="echo")
+if os.environ.get("UDP_PORT"):
+    server.listen(f"text+udp://127.0.0.1:{os.environ['UDP_PORT']}")
 
 @server.on_worker_start
 def started(worker):

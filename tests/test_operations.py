@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import LineClient, free_port, wait_until
-from load_clients import run_load, text_connect_loop, text_echo
+from load_clients import run_load, text_connect_loop, text_echo, udp_paced
 from ops_support import instances, wait_pid_gone
 
 __all__ = ["instances"]
@@ -194,21 +194,46 @@ def hup_under_load(inst, hups: int, resize: bool = False, clients=None) -> dict:
     return summary
 
 
-def test_reload_under_text_load_has_zero_errors(instances):
-    inst = instances(port=free_port())
+def _udp_kernel_drops(port: int) -> int | None:
+    """Datagrams the kernel dropped on the socket bound to ``port`` (receive buffer full)."""
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}"):
+            return int(fields[-1])
+    return None
+
+
+def _text_and_udp(inst) -> list:
+    udp = int(inst.env["UDP_PORT"])
+    return [(text_echo, inst.port, 6), (text_connect_loop, inst.port, 2), (udp_paced, udp, 1)]
+
+
+def test_reload_under_load_has_zero_errors(instances):
+    inst = instances(port=free_port(), env={"UDP_PORT": str(free_port(socket.SOCK_DGRAM))})
     assert inst.start("-w", "2").returncode == 0, inst.log()
-    summary = hup_under_load(inst, hups=3)
-    print(f"\n3 HUPs under text load: {summary}")
+    summary = hup_under_load(inst, hups=3, clients=_text_and_udp(inst))
+    summary["udp_kernel_drops"] = _udp_kernel_drops(int(inst.env["UDP_PORT"]))
+    print(f"\n3 HUPs under text and UDP load: {summary}")
     assert summary["errors"] == 0, summary
     assert summary["reloads"] == 3
     assert summary["ok"]["text_echo"] > 100 and summary["ok"]["text_connect"] > 20
+    assert summary["ok"]["udp"] > 100
     assert summary["exits"] == {"normal": 6}
+
+
+def test_resize_under_load_has_zero_errors(instances):
+    inst = instances(port=free_port(), env={"UDP_PORT": str(free_port(socket.SOCK_DGRAM))})
+    assert inst.start("-w", "2").returncode == 0, inst.log()
+    summary = hup_under_load(inst, hups=0, resize=True, clients=_text_and_udp(inst))
+    print(f"\nTTIN/TTOU under text and UDP load: {summary}")
+    assert summary["errors"] == 0, summary
+    assert summary["exits"] == {"normal": 2}
 
 
 @pytest.mark.skipif(not os.environ.get("GEWORKER_LONG_LOAD"), reason="long run, on demand")
 def test_long_five_hups_and_resize_under_load(instances):
-    inst = instances(port=free_port())
+    inst = instances(port=free_port(), env={"UDP_PORT": str(free_port(socket.SOCK_DGRAM))})
     assert inst.start("-w", "2").returncode == 0, inst.log()
-    summary = hup_under_load(inst, hups=5, resize=True)
+    summary = hup_under_load(inst, hups=5, resize=True, clients=_text_and_udp(inst))
     print(f"\n5 HUPs + TTIN/TTOU under text load: {summary}")
     assert summary["errors"] == 0, summary
