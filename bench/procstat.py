@@ -39,6 +39,16 @@ def session(sid: int) -> list[Proc]:
     return procs
 
 
+def process_cpu(pid: int) -> float | None:
+    """utime + stime of one process (all its threads), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
 def cpu_seconds(sid: int) -> float:
     """utime + stime of the session's live processes."""
     return sum(p.cpu for p in session(sid))

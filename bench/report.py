@@ -37,6 +37,7 @@ def summary(results: Results, server: str, workload: str) -> dict | None:
         "p99": median([s.p99_us for s in samples]),
         "errors": sum(s.errors for s in samples),
         "cpu": median([s.cpu_us_per_msg for s in samples]),
+        "gen_cpu": median([s.gen_cpu_us_per_msg for s in samples]),
         "kb": median([s.kb_per_conn for s in samples]),
         "fanout": median([s.fanout_ms for s in samples]),
         "connected": median([s.connected for s in samples]),
@@ -50,8 +51,8 @@ def summary(results: Results, server: str, workload: str) -> dict | None:
 def table(results: Results, workloads: list[str], servers: list[str]) -> str:
     """Markdown table of every workload and server that was asked for."""
     rows = ["| workload | server | msg/s | p50 µs | p99 µs | errors | CPU µs/msg "
-            "| conns per worker | KB/conn | fan-out ms |",
-            "|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+            "| gen. CPU µs/msg | conns per worker | KB/conn | fan-out ms |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for wname in workloads:
         wl = WORKLOADS[wname]
         for server in wl.servers:
@@ -61,15 +62,18 @@ def table(results: Results, workloads: list[str], servers: list[str]) -> str:
             if (wname, server) not in results:
                 continue
             if cell is None:
-                rows.append(f"| {wl.title} | {server} | n/a | | | | | | | |")
+                rows.append(f"| {wl.title} | {server} | n/a | | | | | | | | |")
                 continue
             idle = wl.mode in ("idle", "idlews", "broadcast", "scale")
+            runs = len(results[(wname, server)])
+            shown = server if cell["rounds"] == runs else f"{server} ({cell['rounds']}/{runs})"
             rows.append(
                 f"| {wl.title}"
                 + (f" ({cell['connected']:,.0f})" if idle else "")
-                + f" | {server} | {'' if idle else _fmt(cell['rate'])}"
+                + f" | {shown} | {'' if idle else _fmt(cell['rate'])}"
                 f" | {'' if idle else _fmt(cell['p50'])} | {'' if idle else _fmt(cell['p99'])}"
                 f" | {cell['errors']} | {'' if idle else _fmt(cell['cpu'], '.1f')}"
+                f" | {'' if idle else _fmt(cell['gen_cpu'], '.1f')}"
                 f" | {cell['balance'] if wl.workers > 1 else ''}"
                 f" | {_fmt(cell['kb'], '.1f') if wl.mode in ('idle', 'idlews') else ''}"
                 f" | {_fmt(cell['fanout'], '.1f') if wl.mode in ('broadcast', 'scale') else ''}"

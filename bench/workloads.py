@@ -75,6 +75,7 @@ class Sample:
     p99_us: float | None = None
     errors: int = 0
     cpu_us_per_msg: float | None = None
+    gen_cpu_us_per_msg: float | None = None  # the load generator's own CPU time
     balance: list[int] = field(default_factory=list)  # connections per worker process
     kb_per_conn: float | None = None
     fanout_ms: float | None = None
@@ -98,7 +99,7 @@ class _Gen:
 
     def __init__(self, cmd: list[str]):
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.lines: list[str] = []
         self._pending = b""
 
@@ -165,6 +166,7 @@ def run_echo(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sampl
                   p99_us=float(res["p99_us"]),
                   errors=int(res["errors"]) + int(res["conn_errors"]),
                   cpu_us_per_msg=(cpu1 - cpu0) / msgs * 1e6 if msgs else None,
+                  gen_cpu_us_per_msg=float(res["cpu_s"]) / msgs * 1e6 if msgs else None,
                   balance=balance, connected=int(ready[1]))
 
 
@@ -185,9 +187,14 @@ def run_wrk(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sample
     cpu0 = procstat.cpu_seconds(rs.sid)
     proc = subprocess.Popen(["wrk", "-t", threads, "-c", str(p.connections), "-d", f"{duration}s",
                              "--latency", url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, start_new_session=True)
     time.sleep(duration / 2)
     balance = _balance(rs, workers)
+    gen_cpu_s = 0.0
+    deadline = time.monotonic() + duration + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        gen_cpu_s = procstat.process_cpu(proc.pid) or gen_cpu_s  # the last reading before exit
+        time.sleep(0.05)
     try:
         out, _ = proc.communicate(timeout=duration + 30)
     except subprocess.TimeoutExpired:
@@ -204,8 +211,9 @@ def run_wrk(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sample
     errors += int(non2xx[1]) if non2xx else 0
     requests = int(total[1])
     cpu = (cpu1 - cpu0) / requests * 1e6 if requests else None
+    gen_cpu = gen_cpu_s / requests * 1e6 if requests else None
     return Sample(rate=float(rate[1]), p50_us=lat.get("50"), p99_us=lat.get("99"),
-                  errors=errors, cpu_us_per_msg=cpu,
+                  errors=errors, cpu_us_per_msg=cpu, gen_cpu_us_per_msg=gen_cpu,
                   balance=balance, connected=p.connections)
 
 

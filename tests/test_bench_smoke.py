@@ -29,7 +29,7 @@ def test_bench_smoke_text_echo(tmp_path):
     rows = {}
     for line in proc.stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 10 and cells[0] == "newline echo, pipeline 1":
+        if len(cells) == 11 and cells[0] == "newline echo, pipeline 1":
             rows[cells[1]] = cells
     assert set(rows) == {"geworker", "gevent"}, proc.stdout
     for server, cells in rows.items():

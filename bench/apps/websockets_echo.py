@@ -25,7 +25,7 @@ def serve(sock):
                     await ws.send(message)
 
         server = await serve(handler, sock=sock, compression=None, ping_interval=None,
-                             open_timeout=60, max_size=2**20)
+                             open_timeout=60, max_size=2**20, backlog=4096)
         await asyncio.Event().wait()
 
     uvloop.run(main())

@@ -33,6 +33,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -50,7 +51,7 @@ enum { S_CONNECTING, S_HANDSHAKE, S_ECHO, S_READY, S_DEAD };
 
 struct result {
     uint64_t msgs, errors, conn_errors, connected, received;
-    double first_recv, last_recv;
+    double first_recv, last_recv, cpu; /* cpu: own utime + stime in the measured window */
     uint64_t hist[NB];
 };
 
@@ -83,6 +84,12 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double cpu_time(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
 /* Log-linear buckets of microseconds: exact below 2048, then 1024 sub-buckets per power of two. */
@@ -396,10 +403,11 @@ static void child_main(int child, int first, int count) {
         conns[i].expect = malloc(batch);
     }
     while (!sh->go) usleep(1000);
-    double t = now(), t1 = sh->t1;
+    double t = now(), t1 = sh->t1, cpu0 = -1;
     for (int i = 0; i < count; i++)
         if (conns[i].state == S_READY) send_batch(ep, &conns[i], r, t);
     while ((t = now()) < t1) {
+        if (cpu0 < 0 && t >= sh->t0) cpu0 = cpu_time();
         int n = epoll_wait(ep, evs, 512, 20);
         for (int i = 0; i < n; i++) {
             struct conn *c = evs[i].data.ptr;
@@ -423,6 +431,7 @@ static void child_main(int child, int first, int count) {
             }
         }
     }
+    r->cpu = cpu0 < 0 ? 0 : cpu_time() - cpu0;
     _exit(0);
 }
 
@@ -568,12 +577,14 @@ int main(int argc, char **argv) {
     fflush(stdout);
     for (int i = 0; i < nprocs; i++) waitpid(pids[i], NULL, 0);
     uint64_t msgs = 0, errors = 0, conn_errors = 0, total = 0;
+    double cpu = 0;
     static uint64_t hist[NB];
     for (int i = 0; i < nprocs; i++) {
         struct result *r = &sh->res[i];
         msgs += r->msgs;
         errors += r->errors;
         conn_errors += r->conn_errors;
+        cpu += r->cpu;
         for (int b = 0; b < NB; b++) hist[b] += r->hist[b];
     }
     for (int b = 0; b < NB; b++) total += hist[b];
@@ -587,9 +598,9 @@ int main(int argc, char **argv) {
         pmax = bucket_value(b);
     }
     printf("RESULT msgs=%llu rate=%.1f errors=%llu conn_errors=%llu connected=%llu p50_us=%.0f "
-           "p99_us=%.0f max_us=%.0f\n",
+           "p99_us=%.0f max_us=%.0f cpu_s=%.3f\n",
            (unsigned long long)msgs, msgs / duration, (unsigned long long)errors,
-           (unsigned long long)conn_errors, (unsigned long long)connected, p50, p99, pmax);
+           (unsigned long long)conn_errors, (unsigned long long)connected, p50, p99, pmax, cpu);
     fflush(stdout);
     return 0;
 }
