@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Sized
 from typing import Any
 
+from .master import SLOTS_OFFSET
+
 __all__ = ["Balancer"]
 
 TOLERANCE = 1.1  # a worker may hold 10% (plus one connection) above an even share
@@ -28,7 +30,7 @@ _SLOT = struct.Struct("<q")
 
 
 class Balancer:
-    """Accept gate of one worker, sharing counts through ``shared`` (slot 0 is reserved)."""
+    """Accept gate of one worker, sharing counts through ``shared`` (see ``master``)."""
 
     def __init__(self, shared: Any, index: int, workers: int, connections: Sized) -> None:
         self.shared = shared
@@ -40,7 +42,7 @@ class Balancer:
         self._publisher: Any = None
 
     def _offset(self, index: int) -> int:
-        return 8 + 8 * index
+        return SLOTS_OFFSET + 8 * index
 
     def publish(self) -> None:
         """Write this worker's open-connection count into its slot."""

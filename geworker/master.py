@@ -36,6 +36,8 @@ __all__ = ["EXIT_BOOT_ERROR", "assign_index", "configure", "datagram_socket", "r
 
 #: Worker indexes that get a connection-count slot in shared memory.
 WORKER_SLOTS = 1024
+#: Where the connection-count slots start in the shared memory.
+SLOTS_OFFSET = 16
 
 #: gunicorn's "worker failed to boot" code: the master halts instead of respawning.
 EXIT_BOOT_ERROR = 3
@@ -53,8 +55,10 @@ class _MasterState:
     generation: int = 0
     indexes: dict[int, tuple[int, Any]] = field(default_factory=dict)
     # Mapped before any fork, so the master and every worker see the same bytes:
-    # the reload generation, then one connection-count slot per worker index.
-    shared: mmap.mmap = field(default_factory=lambda: mmap.mmap(-1, 8 + 8 * WORKER_SLOTS))
+    # the reload generation, the newest generation with a worker serving, then
+    # one connection-count slot per worker index (see SLOTS_OFFSET).
+    shared: mmap.mmap = field(
+        default_factory=lambda: mmap.mmap(-1, SLOTS_OFFSET + 8 * WORKER_SLOTS))
 
 
 _state = _MasterState()
@@ -112,6 +116,7 @@ def configure(cfg: Any) -> None:
 def _first_configure(cfg: Any, declared: dict[str, Any]) -> None:
     _state.configured = True
     _state.declared = declared
+    _halt_once(cfg)
     if declared["kind"] != "server":
         return  # a plain WSGI app: gunicorn's --bind rules apply
     listeners = declared["listeners"]
@@ -132,6 +137,40 @@ def _first_configure(cfg: Any, declared: dict[str, Any]) -> None:
     for d in listeners:
         if d["transport"] == "udp":
             _state.datagram_sockets[d["bind"]] = _bind_datagram(d)
+
+
+def _halt_once(cfg: Any) -> None:
+    """Make gunicorn's halt survive a second worker failing to boot.
+
+    When several workers fail to boot at once (an ``on_worker_start`` that
+    raises), gunicorn 27's master starts halting for the first, reaps the
+    second while stopping, raises ``HaltServer`` again from inside ``halt()``
+    and dies with a traceback and exit code 1 instead of 3. Once the master
+    is halting, further ``HaltServer`` from reaping are moot: drop them.
+    """
+    from gunicorn.errors import HaltServer
+
+    user_on_starting = cfg.settings["on_starting"].get()
+
+    def on_starting(arbiter: Any) -> None:
+        halt, reap = arbiter.halt, arbiter.reap_workers
+        halting = []
+
+        def halt_once(reason: Any = None, exit_status: int = 0) -> None:
+            halting.append(reason)
+            halt(reason, exit_status)
+
+        def reap_workers() -> None:
+            try:
+                reap()
+            except HaltServer:
+                if not halting:
+                    raise
+
+        arbiter.halt, arbiter.reap_workers = halt_once, reap_workers
+        user_on_starting(arbiter)
+
+    cfg.set("on_starting", on_starting)
 
 
 def _bind_datagram(description: dict[str, Any]) -> socket.socket:
@@ -175,6 +214,17 @@ def _bump_generation() -> None:
 def reload_generation() -> int:
     """The number of reloads the master has started (readable from workers)."""
     return int.from_bytes(_state.shared[:8], "little")
+
+
+def mark_serving(generation: int) -> None:
+    """Record, from a worker, that a worker of ``generation`` is serving."""
+    if generation > serving_generation():
+        _state.shared[8:16] = generation.to_bytes(8, "little")
+
+
+def serving_generation() -> int:
+    """The newest generation that has a worker serving."""
+    return int.from_bytes(_state.shared[8:16], "little")
 
 
 def shared_memory() -> mmap.mmap:

@@ -221,6 +221,7 @@ class Worker(base.Worker):  # type: ignore[misc]
             server.start()
             self.stream_servers.append(server)
         self.pools = (pool, datagram_pool)
+        master.mark_serving(self.generation)
         self.log.info("geworker: worker %s (index %s) serving %s", self.pid, self.index,
                       " ".join(lnr.url for _, lnr in self.bindings) or "no listener")
         gevent.spawn(self._heartbeat)
@@ -272,8 +273,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         self.balancer.stop()
         for server in self.stream_servers:
             server.close()
-        for dserver in self.datagram_servers:
-            dserver.stop_reading()  # handlers still running must be able to reply
+        handover = gevent.spawn(self._hand_over_datagrams)
         if master.reload_generation() > self.generation:
             self._call_hook("on_worker_reload")
         self._call_hook("on_worker_stop")
@@ -287,6 +287,7 @@ class Worker(base.Worker):  # type: ignore[misc]
                 conn.drain()
             deadline = gevent.Timeout(self.cfg.graceful_timeout, False)
             with deadline:
+                handover.join()
                 for pool in pools:
                     pool.join()
         left = sum(len(pool) for pool in pools)
@@ -298,6 +299,22 @@ class Worker(base.Worker):  # type: ignore[misc]
                 pool.kill(timeout=1)
         if self.snapshots is not None:
             self.snapshots.remove()
+
+    def _hand_over_datagrams(self) -> None:
+        """Stop reading UDP, once a worker of the new generation reads it (on reload).
+
+        Datagrams wait in the master-bound socket while nobody reads, and a
+        socket buffer overflows in well under a second: so on a reload the old
+        worker keeps reading until a new one serves. Handlers already running
+        still reply, since the socket stays open.
+        """
+        import gevent
+
+        if not self.quick_exit:
+            while master.serving_generation() < master.reload_generation() > self.generation:
+                gevent.sleep(0.02)
+        for dserver in self.datagram_servers:
+            dserver.stop_reading()
 
     def _call_hook(self, name: str, propagate: bool = False) -> None:
         assert self.server is not None
