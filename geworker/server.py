@@ -28,6 +28,10 @@ CALLBACK_NAMES = {
     "on_worker_start": "(worker) in each worker, before it accepts connections",
     "on_worker_stop": "(worker) in each worker when it stops accepting",
     "on_worker_reload": "(worker) in each old worker when gunicorn reloads (HUP)",
+    "on_websocket_connect": "(conn, request) with a WebSocket opening handshake, before it "
+                            "completes: request.accept(...) or request.reject(status)",
+    "on_websocket_message": "(conn, message) for WebSocket messages of upgraded http:// "
+                            "connections (default: on_message)",
 }
 
 
@@ -88,6 +92,8 @@ class Server:
     on_worker_start = _Callback()
     on_worker_stop = _Callback()
     on_worker_reload = _Callback()
+    on_websocket_connect = _Callback()
+    on_websocket_message = _Callback()
 
     def __init__(self, *urls: str, name: str = "geworker", **options: Any) -> None:
         self.name = name

@@ -8,6 +8,7 @@ from .frame import FrameProtocol
 from .http import HttpProtocol
 from .raw import RawProtocol
 from .text import TextProtocol
+from .websocket import WebSocketProtocol
 from .workerman import WorkermanProtocol
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "Protocol",
     "RawProtocol",
     "TextProtocol",
+    "WebSocketProtocol",
     "WorkermanProtocol",
     "lookup_protocol",
     "register_protocol",
@@ -28,6 +30,8 @@ _REGISTRY: dict[str, tuple[type[Protocol], str]] = {
     "text": (TextProtocol, "tcp"),
     "frame": (FrameProtocol, "tcp"),
     "http": (HttpProtocol, "tcp"),
+    "websocket": (WebSocketProtocol, "tcp"),
+    "ws": (WebSocketProtocol, "tcp"),
 }
 
 

@@ -1,0 +1,411 @@
+"""WebSocket connections: the transport loop of ``websocket://`` listeners and upgraded ``http://``.
+
+:class:`WebSocketConnection` runs a :class:`~geworker.protocols.websocket.WebSocketProtocol`
+on a socket, in the connection's greenlet:
+
+1. ``on_connect(conn)`` (``websocket://`` only: an upgraded HTTP connection
+   already had it), then the opening handshake is read, within
+   ``websocket_handshake_timeout``;
+2. ``on_websocket_connect(conn, request)`` decides: ``request.accept(...)``,
+   ``request.reject(status)`` or ``raise HTTPError(status)``; no decision
+   accepts. Messages sent before the handshake completes are held and sent
+   right after the ``101`` answer;
+3. ``on_message(conn, message)`` gets ``str`` (text) or ``bytes`` (binary);
+   ``conn.send`` picks the frame type from the type;
+4. the close handshake: a close started here (``conn.close()``, drain,
+   keepalive) waits up to ``close_timeout`` for the peer's close frame, then
+   the socket is closed and ``on_close(conn)`` runs, exactly once.
+
+Every write of a connection (pongs, close frames, keepalive pings, sends from
+any greenlet) is encoded and handed to :meth:`Connection.send_raw` in one
+step, without yielding, so frames reach the socket in wsproto's order.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import gevent
+
+from .connection import OPEN, Connection
+from .errors import RemoteProtocolError
+from .http import HTTPError
+from .protocols.websocket import (
+    CONNECTING,
+    HANDSHAKE,
+    CloseCode,
+    WebSocketProtocol,
+    WebSocketRequest,
+    _http_response,
+)
+from .stats import counters
+
+if TYPE_CHECKING:
+    import socket
+
+    from .http import Request
+    from .listener import Listener
+    from .server import Server
+
+__all__ = ["WebSocketConnection", "upgrade_from_http"]
+
+RECV_SIZE = 65536
+
+
+class WebSocketConnection(Connection):
+    """One WebSocket connection (see the module docstring for its lifecycle).
+
+    Attributes:
+        request: the :class:`~geworker.protocols.websocket.WebSocketRequest`
+            of the opening handshake (path, query, headers, cookies...).
+        upgraded: True when it began as an ``http://`` request.
+    """
+
+    __slots__ = ("_early", "_handler", "_keepalive", "_ping_mark", "_ws_close_timer",
+                 "request", "upgraded")
+
+    protocol: WebSocketProtocol
+
+    def __init__(self, sock: socket.socket, remote_address: Any, listener: Listener,
+                 server: Server, log: Any = None, upgraded: bool = False) -> None:
+        super().__init__(sock, remote_address, listener, server, log)
+        if upgraded:
+            self.protocol = WebSocketProtocol.for_listener(listener.options)
+        self.upgraded = upgraded
+        self.request: WebSocketRequest | None = None
+        callbacks = self._callbacks
+        first, second = (("on_websocket_message", "on_message") if upgraded
+                         else ("on_message", "on_websocket_message"))
+        self._handler = callbacks.get(first) or callbacks.get(second)
+        self._early: list[Any] = []
+        self._keepalive: Any = None
+        self._ping_mark = -1
+        self._ws_close_timer: Any = None
+
+    # -- public API -------------------------------------------------------
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol chosen in ``on_websocket_connect`` (None: none)."""
+        return self.protocol.subprotocol
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code: the peer's, or the one geworker closed with (None while open)."""
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str:
+        """The reason that came with :attr:`close_code`."""
+        return self.protocol.close_reason
+
+    def send(self, message: Any) -> bool:
+        """Send ``str`` as a text frame, bytes-like as a binary frame.
+
+        Safe from any greenlet; never blocks. Before the handshake completes
+        the message is held and sent right after it (dropped if it is
+        rejected). Returns False once a close frame was sent or received, or
+        when the send queue is full.
+
+        Raises:
+            LocalProtocolError: for a message that is neither str nor bytes-like.
+        """
+        if self.state is not OPEN:
+            return False
+        protocol = self.protocol
+        data = protocol.encode(message)
+        if data:
+            return self.send_raw(data)
+        if protocol.phase is HANDSHAKE or protocol.phase is CONNECTING:
+            self._early.append(message)
+            return True
+        return False
+
+    def ping(self, payload: bytes = b"") -> bool:
+        """Send a ping frame; False when the connection is not open."""
+        data = self.protocol.ping(payload) if self.state is OPEN else b""
+        return self.send_raw(data) if data else False
+
+    def close(self, message: Any = None, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Send ``message`` (if given), then start the close handshake with ``code``.
+
+        The socket is closed when the peer answers with its close frame, or
+        after ``close_timeout`` seconds; then ``on_close`` runs.
+        """
+        if self.state is not OPEN:
+            return
+        if message is not None:
+            self.send(message)
+        protocol = self.protocol
+        bye = protocol.close(code, reason)
+        if bye:
+            self.send_raw(bye)
+        if protocol.closed or not protocol.close_sent:
+            Connection.close(self)  # nothing to wait for: flush and shut
+        elif self._ws_close_timer is None:
+            timer = self._ws_close_timer = gevent.get_hub().loop.timer(
+                self.listener.options.close_timeout)
+            timer.start(gevent.spawn, self._abort)
+
+    # -- the transport loop ----------------------------------------------
+
+    def _serve(self) -> None:
+        protocol = self.protocol
+        request = protocol.request
+        if request is None:
+            on_connect = self._callbacks.get("on_connect")
+            if on_connect is not None and not self._run_callback(on_connect, self):
+                return
+            request = self._read_handshake()
+            if request is None:
+                return
+        self.request = request
+        messages = self._handshake(request)
+        if messages is None:
+            return
+        idle_timeout = self.listener.options.idle_timeout
+        self.socket.settimeout(idle_timeout)
+        self._start_keepalive()
+        if messages:
+            self._dispatch(messages)
+        self._after_batch()
+        if self._draining or self.server.draining:
+            self._go_away()
+        recv = self.socket.recv
+        while True:
+            if self._resume is not None:
+                self._resume.wait()
+            try:
+                data = recv(RECV_SIZE)
+            except TimeoutError:
+                if self.state is OPEN and not protocol.close_sent:
+                    self._log_close("closed after idle_timeout", "idle_timeout")
+                    self.close(code=CloseCode.GOING_AWAY, reason="idle timeout")
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            size = len(data)
+            self.bytes_read += size
+            counters.bytes_in += size
+            if self.state is not OPEN:
+                continue  # closing: discard input until the socket is shut
+            messages = protocol.receive_data(data)
+            out = protocol.data_to_send()
+            if out:
+                self.send_raw(out)
+            if messages:
+                self._dispatch(messages)
+            if protocol.closed:
+                self._after_batch()
+            elif self._draining and not protocol.has_partial_message:
+                self._go_away()
+
+    def _after_batch(self) -> None:
+        """Once the protocol is done (close handshake over, or failed): flush and shut."""
+        protocol = self.protocol
+        if not protocol.closed or self.state is not OPEN:
+            return
+        bye = protocol.data_to_send()  # a failure's close frame follows the answers
+        if bye:
+            self.send_raw(bye)
+        if protocol.error is not None:
+            self._log_close(f"failed: {protocol.error}", "websocket_error")
+        Connection.close(self)
+
+    def _read_handshake(self) -> WebSocketRequest | None:
+        """Read until the opening handshake request is complete (None: closed or refused)."""
+        protocol = self.protocol
+        timeout = self.listener.options.websocket_handshake_timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._log_close(f"closed: no WebSocket handshake within {timeout}s",
+                                "handshake_timeout")
+                return None
+            self.socket.settimeout(remaining)
+            try:
+                data = self.socket.recv(RECV_SIZE)
+            except TimeoutError:
+                continue
+            except OSError:
+                return None
+            if not data:
+                return None
+            self.bytes_read += len(data)
+            counters.bytes_in += len(data)
+            try:
+                messages = protocol.receive_data(data)
+            except RemoteProtocolError as exc:
+                self._reject(exc)
+                return None
+            if messages:
+                request: WebSocketRequest = messages[0]
+                request.remote_address = self.remote_address
+                return request
+
+    def _handshake(self, request: WebSocketRequest) -> list[Any] | None:
+        """Let ``on_websocket_connect`` decide, then answer; None when refused."""
+        connect = self._callbacks.get("on_websocket_connect")
+        if connect is not None:
+            self._busy = True
+            try:
+                connect(self, request)
+            except HTTPError as exc:
+                request.reject(exc.status, exc.detail,
+                               [(k, v) for k, v in exc.headers])
+            except Exception as exc:
+                self._callback_failed_quietly("on_websocket_connect", exc)
+                request.reject(500)
+            finally:
+                self._busy = False
+        if self.state is not OPEN:
+            return None  # the callback closed the connection
+        protocol = self.protocol
+        decision = request.decision or ("accept", None, [])
+        if decision[0] == "reject":
+            _, status, headers, body = decision
+            protocol.reject(status, headers, body)
+            self.send_raw(protocol.data_to_send())
+            self.log.info("geworker: WebSocket handshake on %s from %s refused with %s",
+                          self.listener.url, self.remote_address, status)
+            self._early.clear()
+            Connection.close(self)
+            return None
+        messages = protocol.accept(decision[1], decision[2])
+        self.send_raw(protocol.data_to_send())
+        early, self._early = self._early, []
+        for message in early:
+            self.send(message)
+        return messages
+
+    def _dispatch(self, messages: list[Any]) -> bool:
+        """Call the message callback for each message, in order."""
+        counters.messages_in += len(messages)
+        handler = self._handler
+        if handler is None:
+            return True
+        self._busy = True
+        try:
+            for message in messages:
+                handler(self, message)
+                if self.state is not OPEN:
+                    break
+        except Exception as exc:
+            self._callback_failed_quietly("on_message", exc)
+            self.close(code=CloseCode.INTERNAL_ERROR, reason="internal error")
+        finally:
+            self._busy = False
+        return True
+
+    def _callback_failed_quietly(self, name: str, exc: Exception) -> None:
+        """Log and report a callback's exception; the caller decides how to close."""
+        counters.errors["callback"] += 1
+        self.log.exception("geworker: %s raised on connection #%s from %s",
+                           name, self.id, self.remote_address)
+        self._report(exc)
+
+    # -- keepalive and closing ------------------------------------------
+
+    def _start_keepalive(self) -> None:
+        interval = self.listener.options.websocket_ping_interval
+        if interval and self.state is OPEN:
+            self._arm(interval, self._ping_due)
+
+    def _arm(self, seconds: float, callback: Any) -> None:
+        if self._keepalive is not None:
+            self._keepalive.close()
+        self._keepalive = gevent.get_hub().loop.timer(seconds)
+        # In a greenlet, not the hub: a send may run on_buffer_full.
+        self._keepalive.start(gevent.spawn, callback)
+
+    def _ping_due(self) -> None:
+        """Timer: ping, then expect any data within ``websocket_ping_timeout``."""
+        if self.state is not OPEN or not self.protocol.is_open:
+            return
+        self.ping(b"geworker")  # a full send queue drops it: the deadline still holds
+        self._ping_mark = self.bytes_read
+        self._arm(self.listener.options.websocket_ping_timeout, self._pong_due)
+
+    def _pong_due(self) -> None:
+        """Timer: the peer sent nothing since the ping (a busy callback excuses it)."""
+        options = self.listener.options
+        if self.state is not OPEN:
+            return
+        if self.bytes_read > self._ping_mark or self._busy:
+            self._arm(options.websocket_ping_interval or 1.0, self._ping_due)
+            return
+        self._log_close(f"closed: no answer to a ping within {options.websocket_ping_timeout}s",
+                        "ping_timeout")
+        bye = self.protocol.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+        if bye:
+            self.send_raw(bye)
+        Connection.close(self)
+        self._shutdown()  # the peer is gone: do not wait for its close frame
+
+    def _abort(self) -> None:
+        """Timer: the peer did not answer our close frame within ``close_timeout``."""
+        Connection.close(self)
+        self._shutdown()
+
+    def _go_away(self) -> None:
+        if self.state is OPEN:
+            self.close(code=CloseCode.GOING_AWAY, reason="going away")
+
+    def _finish(self) -> None:
+        for timer in (self._keepalive, self._ws_close_timer):
+            if timer is not None:
+                timer.close()
+        self._keepalive = self._ws_close_timer = None
+        super()._finish()
+
+    def __repr__(self) -> str:
+        return (f"<geworker.WebSocketConnection #{self.id} {self.listener.url} "
+                f"from {self.remote_address} {self.state.value}>")
+
+
+def upgrade_from_http(http_conn: Connection, request: Request, trailing: bytes) -> None:
+    """Serve an ``http://`` request asking for ``Upgrade: websocket`` as a WebSocket.
+
+    Called by the HTTP connection in its own greenlet; returns when the
+    WebSocket connection has ended. When the server defines neither
+    ``on_websocket_connect`` nor ``on_websocket_message`` the request is
+    answered 400 and the connection closed. Otherwise the socket is handed
+    to a :class:`WebSocketConnection`, which owns ``on_close`` from then on.
+
+    Args:
+        http_conn: the HTTP connection the request arrived on.
+        request: the parsed request (its ``h11_request`` is used).
+        trailing: bytes received after the request head (frames already sent).
+    """
+    callbacks = http_conn.server.callbacks
+    if "on_websocket_connect" not in callbacks and "on_websocket_message" not in callbacks:
+        body = b"400 Bad Request: no WebSocket endpoint here\n"
+        http_conn.send_raw(_http_response(400, [(b"Content-Type", b"text/plain")], body))
+        http_conn.log.info("geworker: WebSocket upgrade on %s from %s refused: the server "
+                           "defines no WebSocket callback", http_conn.listener.url,
+                           http_conn.remote_address)
+        http_conn.close()
+        return
+    ws = WebSocketConnection(http_conn.socket, http_conn.remote_address, http_conn.listener,
+                             http_conn.server, http_conn.log, upgraded=True)
+    try:
+        ws.protocol.start(request.h11_request, trailing, http_conn.remote_address)
+    except RemoteProtocolError as exc:
+        http_conn.send_raw(exc.response)
+        http_conn.log.info("geworker: closing connection #%s from %s on %s: %s", http_conn.id,
+                           http_conn.remote_address, http_conn.listener.url, exc.reason)
+        http_conn.close()
+        return
+    # Earlier answers of this connection may still be queued: they go first.
+    writer = http_conn._writer
+    if writer is not None:
+        writer.join(timeout=http_conn.listener.options.close_timeout)
+    http_conn.hand_off()
+    ws.context = http_conn.context
+    ws.created = http_conn.created
+    ws.bytes_read, ws.bytes_written = http_conn.bytes_read, http_conn.bytes_written
+    ws.serve()
