@@ -270,6 +270,10 @@ class Worker(base.Worker):  # type: ignore[misc]
 
         assert self.server is not None
         self.server.draining = True
+        # gunicorn may TERM a stopping worker again (TTOU: manage_workers runs
+        # before the first TERM is reaped); once gevent's handler is gone at
+        # exit, that second TERM would kill the process mid-exit.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         self.balancer.stop()
         for server in self.stream_servers:
             server.close()
