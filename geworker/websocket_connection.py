@@ -250,6 +250,7 @@ class WebSocketConnection(Connection):
     def _handshake(self, request: WebSocketRequest) -> list[Any] | None:
         """Let ``on_websocket_connect`` decide, then answer; None when refused."""
         connect = self._callbacks.get("on_websocket_connect")
+        failure = None
         if connect is not None:
             self._busy = True
             try:
@@ -258,7 +259,7 @@ class WebSocketConnection(Connection):
                 request.reject(exc.status, exc.detail,
                                [(k, v) for k, v in exc.headers])
             except Exception as exc:
-                self._callback_failed_quietly("on_websocket_connect", exc)
+                failure = exc
                 request.reject(500)
             finally:
                 self._busy = False
@@ -270,10 +271,13 @@ class WebSocketConnection(Connection):
             _, status, headers, body = decision
             protocol.reject(status, headers, body)
             self.send_raw(protocol.data_to_send())
-            self.log.info("geworker: WebSocket handshake on %s from %s refused with %s",
-                          self.listener.url, self.remote_address, status)
             self._early.clear()
-            Connection.close(self)
+            if failure is not None:
+                self._callback_failed("on_websocket_connect", failure)  # logs, closes
+            else:
+                self.log.info("geworker: WebSocket handshake on %s from %s refused with %s",
+                              self.listener.url, self.remote_address, status)
+                Connection.close(self)
             return None
         messages = protocol.accept(decision[1], decision[2])
         self.send_raw(protocol.data_to_send())
@@ -295,18 +299,13 @@ class WebSocketConnection(Connection):
                 if self.state is not OPEN:
                     break
         except Exception as exc:
-            self._callback_failed_quietly("on_message", exc)
-            self.close(code=CloseCode.INTERNAL_ERROR, reason="internal error")
+            bye = self.protocol.close(CloseCode.INTERNAL_ERROR, "internal error")
+            if bye:
+                self.send_raw(bye)
+            self._callback_failed("on_message", exc)  # logs, reports, waits for the peer's close
         finally:
             self._busy = False
         return True
-
-    def _callback_failed_quietly(self, name: str, exc: Exception) -> None:
-        """Log and report a callback's exception; the caller decides how to close."""
-        counters.errors["callback"] += 1
-        self.log.exception("geworker: %s raised on connection #%s from %s",
-                           name, self.id, self.remote_address)
-        self._report(exc)
 
     # -- keepalive and closing ------------------------------------------
 

@@ -147,6 +147,9 @@ def test_reject_with_status_and_accept_with_subprotocol_and_header(srv):
     with pytest.raises(websocket.WebSocketBadStatusException) as exc2:
         websocket.create_connection(srv.ws + "/teapot", timeout=5)
     assert exc2.value.status_code == 418
+    with pytest.raises(InvalidStatus) as exc:
+        connect(srv.ws + "/crash", open_timeout=5)
+    assert exc.value.response.status_code == 500
     with connect(srv.ws + "/chat", subprotocols=["other", "chat"], open_timeout=5) as ws:
         assert ws.subprotocol == "chat"
         assert ws.response.headers["X-Hello"] == "world"

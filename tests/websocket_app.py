@@ -1,7 +1,7 @@
 """The WebSocket test server (tests/test_websocket.py), configured by environment variables.
 
 * WS_PORT: ``websocket://`` echo, 64 KiB messages at most; ``on_websocket_connect``
-  rejects ``/deny`` (403) and ``/teapot`` (HTTPError 418), accepts the ``chat``
+  rejects ``/deny`` (403), ``/teapot`` (HTTPError 418), fails on ``/crash``; accepts the ``chat``
   subprotocol when offered and adds ``X-Hello: world``.
 * KA_PORT: the same with keepalive pings every 0.3 s and a 0.5 s pong timeout.
 * HTTP_PORT: ``http://`` answering ``hello http``; upgraded WebSocket
@@ -33,6 +33,8 @@ def connect(conn, request):
         return
     if request.path == "/teapot":
         raise HTTPError(418, "short and stout")
+    if request.path == "/crash":
+        raise RuntimeError("on_websocket_connect failed")
     conn.context["info"] = {
         "path": request.path,
         "query": dict(request.query.items()),
