@@ -19,9 +19,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["MARKER", "ProbeError", "describe_app", "probe_app"]
+__all__ = ["MARKER", "PROBE_ENV", "ProbeError", "describe_app", "probe_app"]
 
 MARKER = "GEWORKER-PROBE "
+#: Set in the probe's environment: the app is imported only to read its listeners.
+PROBE_ENV = "GEWORKER_PROBE"
 
 
 class ProbeError(Exception):
@@ -58,6 +60,7 @@ def probe_app(app_uri: str, cwd: str | None = None, pythonpath: Sequence[str] = 
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
+    env[PROBE_ENV] = "1"  # lets an app skip import-time side effects when only probed
     try:
         proc = subprocess.run([sys.executable, "-m", "geworker.probe", app_uri], cwd=cwd,
                               env=env, capture_output=True, text=True, timeout=timeout)

@@ -15,7 +15,9 @@ connection still gets its ``on_close``. ``QUIT``/``INT`` skip the wait.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import signal
 import socket
 import sys
@@ -81,6 +83,9 @@ class Worker(base.Worker):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.index, self.generation = master.assign_index(self)
+        # Signals the master queues after this point, but before the fork,
+        # were sent to the new worker (see _catch_early_stop).
+        self._master_queue_at_fork = _master_signal_queue().qsize()
         self.server: Server | None = None
         self.worker_connections: int = self.cfg.worker_connections
         self.bindings: list[tuple[Any, Listener]] = []
@@ -96,6 +101,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         """Patch the process for gevent, then let gunicorn boot the worker."""
         from gevent import hub, monkey
 
+        self._catch_early_stop()
         monkey.patch_all()
         import gevent.socket
 
@@ -162,12 +168,36 @@ class Worker(base.Worker):  # type: ignore[misc]
     def init_signals(self) -> None:
         """gunicorn's handlers, with TERM/QUIT/INT/USR1 moved onto the gevent loop."""
         import gevent
+        from gevent.event import Event
 
+        # Before the handlers: a TERM that arrives while the app still boots
+        # must stop the worker as soon as it is up, not be lost.
+        self._stop_event = Event()
         super().init_signals()
         gevent.signal_handler(signal.SIGTERM, self._request_stop, False)
         gevent.signal_handler(signal.SIGQUIT, self._request_stop, True)
         gevent.signal_handler(signal.SIGINT, self._request_stop, True)
         gevent.signal_handler(signal.SIGUSR1, lambda: gevent.spawn(self.log.reopen_files))
+        for sig in self._early_stops:
+            self._request_stop(sig != signal.SIGTERM)
+
+    def _catch_early_stop(self) -> None:
+        """Keep stop signals that arrive before gunicorn installs the worker's handlers.
+
+        The master signals old workers right after forking new ones (a reload,
+        a fast stop), and until now the child still ran the master's handler,
+        which queues the signal in a copy of the master's queue and drops it.
+        """
+        stops = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT)
+        queued = []
+        master_queue = _master_signal_queue()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                queued.append(master_queue.get_nowait())
+        early = [sig for sig in queued[self._master_queue_at_fork:] if sig in stops]
+        self._early_stops: list[int] = early
+        for sig in stops:
+            signal.signal(sig, lambda signum, frame: early.append(signum))
 
     def _request_stop(self, quick: bool) -> None:
         self.alive = False
@@ -190,13 +220,11 @@ class Worker(base.Worker):  # type: ignore[misc]
     def run(self) -> None:
         """Serve every listener until told to stop, then drain."""
         import gevent
-        from gevent.event import Event
         from gevent.pool import Pool
         from gevent.server import StreamServer
 
         from .datagram import DatagramListener
 
-        self._stop_event = Event()
         assert self.server is not None
         pool = Pool(self.worker_connections)
         self.balancer = Balancer(master.shared_memory(), self.index, self.cfg.workers,
@@ -369,6 +397,16 @@ def tls_handshake(sock: Any, address: Any, listener: Listener, context: Any,
         return None
     tls.settimeout(None)
     return tls
+
+
+def _master_signal_queue() -> Any:
+    """gunicorn's master signal queue (copied into each child by the fork).
+
+    Read through the master's installed handler, a bound method of the arbiter.
+    """
+    handler = signal.getsignal(signal.SIGTERM)
+    arbiter = getattr(handler, "__self__", None)
+    return getattr(arbiter, "SIG_QUEUE", None) or queue.SimpleQueue()
 
 
 def _normalize(address: Any) -> Any:

@@ -551,3 +551,24 @@ def test_connections_spread_evenly_across_workers(gunicorn, tmp_path):
     print(f"100 connections per worker: {sorted(per_worker.values())}")
     assert len(per_worker) == 2
     assert all(38 <= n <= 62 for n in per_worker.values()), per_worker
+
+
+SLOW_BOOT_APP = """
+import os, time
+from geworker import Server
+
+if os.environ.get("GEWORKER_PROBE") is None:
+    time.sleep(1.5)  # a slow import, in the worker
+server = Server(f"text://127.0.0.1:{os.environ['PORT_A']}")
+"""
+
+
+def test_term_while_a_worker_boots_is_not_lost(gunicorn, tmp_path):
+    port = free_port()
+    g = gunicorn(SLOW_BOOT_APP, workers=2, env={"PORT_A": str(port)}, wait=False,
+                 args=["--graceful-timeout", "30"])
+    wait_until(lambda: g.log().count("Booting worker") == 2, what="workers booting")
+    t0 = time.monotonic()
+    g.signal(signal.SIGTERM)
+    g.proc.wait(timeout=20)
+    assert time.monotonic() - t0 < 6, "a TERM received during boot was ignored"
