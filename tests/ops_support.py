@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,7 +147,3 @@ def instances(tmp_path: Path) -> Iterator:
 
 def wait_pid_gone(pid: int, timeout: float = 10) -> None:
     wait_until(lambda: not pid_alive(pid), timeout, what=f"pid {pid} to exit")
-
-
-def now() -> float:
-    return time.monotonic()
