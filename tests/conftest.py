@@ -93,7 +93,7 @@ class Gunicorn:
     def ready_count(self) -> int:
         return len(re.findall(r"geworker: worker \d+ \(index \d+\) serving", self.log()))
 
-    def wait_ready(self, count: int | None = None, timeout: float = 20.0) -> None:
+    def wait_ready(self, count: int | None = None, timeout: float = 45.0) -> None:
         """Wait until ``count`` workers (default: all) have logged that they serve."""
         want = self.workers if count is None else count
 

@@ -234,7 +234,7 @@ def test_hup_keeps_in_flight_message_and_new_connections(gunicorn, tmp_path):
         time.sleep(0.3)
         for n in range(3):
             g.signal(signal.SIGHUP)
-            g.wait_ready(2 * (n + 2), timeout=20)
+            g.wait_ready(2 * (n + 2), timeout=45)
             time.sleep(0.3)
         assert slow.recv() == "slept 2"
     finally:
@@ -491,8 +491,8 @@ def test_shipped_gunicorn_conf(tmp_path):
                              "app:server"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        wait_until(lambda: (tmp_path / "gunicorn.ctl").exists(), what="control socket")
-        wait_until(lambda: _answers(port), what="echo via gunicorn_conf.py")
+        wait_until(lambda: (tmp_path / "gunicorn.ctl").exists(), timeout=45, what="control socket")
+        wait_until(lambda: _answers(port), timeout=45, what="echo via gunicorn_conf.py")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -567,7 +567,7 @@ def test_term_while_a_worker_boots_is_not_lost(gunicorn, tmp_path):
     port = free_port()
     g = gunicorn(SLOW_BOOT_APP, workers=2, env={"PORT_A": str(port)}, wait=False,
                  args=["--graceful-timeout", "30"])
-    wait_until(lambda: g.log().count("Booting worker") == 2, what="workers booting")
+    wait_until(lambda: g.log().count("Booting worker") == 2, timeout=45, what="workers booting")
     t0 = time.monotonic()
     g.signal(signal.SIGTERM)
     g.proc.wait(timeout=20)
