@@ -198,6 +198,16 @@ def test_keepalive_closes_a_silent_peer_and_runs_on_close(srv):
         assert ws.recv(timeout=5) == "still here"
 
 
+def test_slow_handshake_is_closed_after_the_handshake_timeout(srv):
+    with socket.create_connection(("127.0.0.1", srv.ports["KA_PORT"]), timeout=5) as s:
+        started = time.monotonic()
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n")  # and never the rest
+        time.sleep(0.5)
+        s.sendall(b"X-Slow: 1\r\n")  # trickling bytes do not extend the deadline
+        assert s.recv(100) == b""
+        assert 0.9 < time.monotonic() - started < 3.0
+
+
 def test_oversize_and_floods_never_crash_a_worker(srv):
     # One message over 64 KiB: close 1009.
     ws = websocket.create_connection(srv.ws + "/big", timeout=5)

@@ -3,7 +3,8 @@
 * WS_PORT: ``websocket://`` echo, 64 KiB messages at most; ``on_websocket_connect``
   rejects ``/deny`` (403), ``/teapot`` (HTTPError 418), fails on ``/crash``; accepts the ``chat``
   subprotocol when offered and adds ``X-Hello: world``.
-* KA_PORT: the same with keepalive pings every 0.3 s and a 0.5 s pong timeout.
+* KA_PORT: the same with keepalive pings every 0.3 s, a 0.5 s pong timeout and
+  1 s to send the opening handshake.
 * HTTP_PORT: ``http://`` answering ``hello http``; upgraded WebSocket
   messages go to ``on_websocket_message`` (echoed with a ``ws:`` prefix).
 * CLOSE_LOG: a file where ``on_close`` appends ``<path> <close code>``.
@@ -21,7 +22,7 @@ server = Server(f"websocket://127.0.0.1:{os.environ['WS_PORT']}", name="ws",
                 websocket_max_message_size=64 * 1024)
 if os.environ.get("KA_PORT"):
     server.listen(f"ws://127.0.0.1:{os.environ['KA_PORT']}", websocket_ping_interval=0.3,
-                  websocket_ping_timeout=0.5)
+                  websocket_ping_timeout=0.5, websocket_handshake_timeout=1.0)
 if os.environ.get("HTTP_PORT"):
     server.listen(f"http://127.0.0.1:{os.environ['HTTP_PORT']}")
 
