@@ -44,6 +44,7 @@ __all__ = [
     "Headers",
     "MultiDict",
     "Request",
+    "RequestHead",
     "Response",
     "make_response",
     "reason_phrase",
@@ -170,11 +171,38 @@ class Headers(MultiDict):
 # -- requests -----------------------------------------------------------------
 
 
+class RequestHead:
+    """A parsed request head, as the fast parser produces it.
+
+    It has the attributes of ``h11.Request`` that geworker reads; header
+    names in :attr:`headers` are lowercase, as h11 gives them.
+
+    Attributes:
+        method: e.g. ``b"GET"``.
+        target: the raw request target.
+        http_version: ``b"1.1"`` or ``b"1.0"``.
+        headers: ``(lowercase name, value)`` pairs, in order.
+        raw_headers: the same pairs with names as sent.
+    """
+
+    __slots__ = ("headers", "http_version", "method", "raw_headers", "target")
+
+    def __init__(self, method: bytes, target: bytes, http_version: bytes,
+                 headers: list[tuple[bytes, bytes]],
+                 raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.method = method
+        self.target = target
+        self.http_version = http_version
+        self.headers = headers
+        self.raw_headers = raw_headers
+
+
 class Request:
     """One HTTP request, complete with its body.
 
     Attributes:
-        h11_request: the parsed ``h11.Request`` event (for protocol upgrades).
+        head: the parsed head, an ``h11.Request`` or a :class:`RequestHead`
+            (``method``, ``target``, ``http_version``, ``headers`` as bytes).
         remote_address: the peer's address.
         keep_alive: whether the client allows the connection to be reused.
         is_websocket_upgrade: True when the request asks to switch to WebSocket.
@@ -182,29 +210,40 @@ class Request:
 
     def __init__(
         self,
-        event: h11.Request,
+        event: h11.Request | RequestHead,
         body: bytes | BinaryIO = b"",
         remote_address: Any = None,
         keep_alive: bool = True,
         is_websocket_upgrade: bool = False,
     ) -> None:
-        self.h11_request = event
+        self.head = event
         self._body = body
         self.remote_address = remote_address
         self.keep_alive = keep_alive
         self.is_websocket_upgrade = is_websocket_upgrade
+
+    @cached_property
+    def h11_request(self) -> h11.Request:
+        """The head as an ``h11.Request`` event (built on first use for fast-parsed heads)."""
+        head = self.head
+        if isinstance(head, RequestHead):
+            import h11
+
+            return h11.Request(method=head.method, target=head.target,
+                               headers=head.raw_headers, http_version=head.http_version)
+        return head
 
     # The head, decoded on demand.
 
     @cached_property
     def method(self) -> str:
         """The request method, e.g. ``"GET"``."""
-        return self.h11_request.method.decode("ascii")
+        return self.head.method.decode("ascii")
 
     @cached_property
     def target(self) -> str:
         """The raw request target as sent, e.g. ``"/a%20b?x=1"``."""
-        return self.h11_request.target.decode("latin-1")
+        return self.head.target.decode("latin-1")
 
     @cached_property
     def raw_path(self) -> str:
@@ -237,13 +276,13 @@ class Request:
     @cached_property
     def http_version(self) -> str:
         """``"1.1"`` or ``"1.0"``."""
-        return self.h11_request.http_version.decode("ascii")
+        return self.head.http_version.decode("ascii")
 
     @cached_property
     def headers(self) -> Headers:
         """Request headers (case-insensitive, repeats kept, values as str)."""
         return Headers([(k.decode("latin-1"), v.decode("latin-1"))
-                        for k, v in self.h11_request.headers])
+                        for k, v in self.head.headers])
 
     @cached_property
     def host(self) -> str:
@@ -271,7 +310,7 @@ class Request:
         return jar
 
     def _header(self, name: bytes) -> str:
-        for k, v in self.h11_request.headers:
+        for k, v in self.head.headers:
             if k == name:
                 return v.decode("latin-1")
         return ""

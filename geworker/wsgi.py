@@ -69,7 +69,7 @@ def build_environ(conn: Any, request: Request, multiprocess: bool = True) -> dic
         "geworker.connection": conn,
         "geworker.request": request,
     }
-    for name, value in request.h11_request.headers:
+    for name, value in request.head.headers:
         if b"_" in name:
             continue
         key = name.decode("latin-1").upper().replace("-", "_")

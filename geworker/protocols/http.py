@@ -14,10 +14,21 @@ closed after it. A complete request (head and whole body) is returned by
 :meth:`HttpProtocol.receive_data`; bodies above
 :data:`geworker.http.BODY_MEMORY_LIMIT` are spilled to a temporary file.
 
+Fast parser. The common request -- a complete ``GET``/``HEAD``/``POST``/
+``PUT``/``DELETE``/``OPTIONS``/``PATCH`` head in origin form, HTTP/1.1 or
+1.0, plain ASCII tokens and values, no body or a single ``Content-Length``
+with the whole body already received -- is parsed by one regular expression
+(:func:`parse_fast`). Anything else (a partial head, chunked bodies, obs-fold,
+odd whitespace, a missing or repeated ``Host``, ``Upgrade``, ``Expect``,
+non-ASCII bytes, ...) is handed, bytes untouched, to h11, which stays the
+engine that defines correctness: the fast parser only ever accepts what h11
+accepts, with the same result (checked by differential tests), and never
+refuses anything itself. Both paths then go through the same limit checks.
+
 Response side. h11 is not used to write: the head is built directly (cheaper,
-and header values are validated against CR/LF/NUL here). So each request
-cycle gets a fresh ``h11.Connection`` fed the bytes that followed the
-previous request (:meth:`HttpProtocol.next_cycle`); pipelined requests are
+and header values are validated against CR/LF/NUL here). So when h11 parses a
+request cycle, it is a fresh ``h11.Connection`` fed the bytes that followed
+the previous request (:meth:`HttpProtocol.next_cycle`); pipelined requests are
 therefore answered strictly in order.
 
 WebSocket seam. A request carrying ``Upgrade: websocket`` is returned with
@@ -33,8 +44,10 @@ module is missing).
 from __future__ import annotations
 
 import enum
+import re
 import tempfile
 import time
+from collections.abc import Iterable
 from email.utils import formatdate
 from typing import Any, BinaryIO
 
@@ -47,6 +60,7 @@ from ..http import (
     OCTETS,
     TEXT,
     Request,
+    RequestHead,
     Response,
     _dumps,
     check_header,
@@ -56,7 +70,7 @@ from ..http import (
 from ..settings import Options
 from .base import Protocol
 
-__all__ = ["HttpError", "HttpProtocol", "Phase"]
+__all__ = ["HttpError", "HttpProtocol", "Phase", "parse_fast"]
 
 
 class Phase(enum.Enum):
@@ -83,6 +97,54 @@ class HttpError(RemoteProtocolError):
             reason = reason[:200] + "..."
         super().__init__(f"HTTP {status}: {reason}", error_response(status))
         self.status = status
+
+
+# -- the fast parser -------------------------------------------------------------
+
+_TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+_VALUE = rb"[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*"  # ASCII only: obs-text goes to h11
+#: A whole request head of the common kind, matched from the start of the buffer.
+_FAST_HEAD = re.compile(
+    rb"(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH) (/[\x21-\x7e]*) HTTP/(1\.[01])\r\n"
+    rb"((?:" + _TOKEN + rb":[ \t]*(?:" + _VALUE + rb")?[ \t]*\r\n)*)\r\n")
+#: One header line of a block ``_FAST_HEAD`` accepted (so lines match back to back).
+_FAST_FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(" + _VALUE + rb")?[ \t]*\r\n")
+#: Headers whose handling the fast parser leaves to h11.
+_SLOW_NAMES = frozenset((b"transfer-encoding", b"upgrade", b"expect"))
+_MAX_LENGTH_DIGITS = 18
+
+
+def parse_fast(data: bytes) -> tuple[RequestHead, int, int] | None:
+    """Parse a complete request of the common kind at the start of ``data``.
+
+    Returns:
+        ``(head, body_start, body_length)``, or None when the request is not
+        one the fast parser fully validates (h11 must then parse it: None
+        never means the request is invalid). The body may not all be in
+        ``data`` yet.
+    """
+    match = _FAST_HEAD.match(data)
+    if match is None:
+        return None
+    method, target, version, block = match.groups()
+    raw = _FAST_FIELD.findall(block)
+    headers = []
+    hosts = 0
+    length = -1
+    for name, value in raw:
+        name = name.lower()
+        headers.append((name, value))
+        if name == b"host":
+            hosts += 1
+        elif name == b"content-length":
+            if length >= 0 or not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+                return None
+            length = int(value)
+        elif name in _SLOW_NAMES or (name == b"connection" and b"upgrade" in value.lower()):
+            return None
+    if hosts > 1 or (hosts == 0 and version == b"1.1"):
+        return None
+    return RequestHead(method, target, version, headers, raw), match.end(), max(length, 0)
 
 
 # -- response encoding ----------------------------------------------------------
@@ -150,12 +212,15 @@ class HttpProtocol(Protocol):
         self.max_head_size = options.http_max_head_size
         self.max_body_size = options.http_max_body_size
         self.max_requests = options.http_max_requests_per_connection
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
+        # The h11 parser of the current cycle, None while the fast parser has it.
+        self._h11: h11.Connection | None = None
+        self._buf = b""  # received, not yet parsed (when _h11 is None)
         self.phase = IDLE
         self.keep_alive = True
         self.requests = 0
         self.remote_address: Any = None
         self.head_only = False  # the current request is HEAD
+        self._version = b"1.1"  # of the current request
         self._event: h11.Request | None = None
         self._chunks: list[bytes] = []
         self._size = 0
@@ -179,18 +244,54 @@ class HttpProtocol(Protocol):
         Raises:
             HttpError: for a malformed or over-limit request.
         """
+        conn = self._h11
         if self.phase is WAITING:
-            self._h11.receive_data(data)
-            if len(self._h11.trailing_data[0]) > self.max_head_size + self.max_body_size:
+            if conn is None:
+                self._buf += data
+                pending = len(self._buf)
+            else:
+                conn.receive_data(data)
+                pending = len(conn.trailing_data[0])
+            if pending > self.max_head_size + self.max_body_size:
                 raise HttpError(413, "too much pipelined data")
             return []
-        if self.phase is IDLE:
-            self.phase = HEAD
-        self._h11.receive_data(data)
+        if conn is not None:
+            conn.receive_data(data)
+            return self._parse()
+        if self._buf:
+            data = self._buf + data
+            self._buf = b""
+        return self._begin(data)
+
+    def _begin(self, data: bytes) -> list[Any]:
+        """Start a request cycle on ``data``: the fast parser if it can, else h11."""
+        parsed = parse_fast(data)
+        if parsed is not None:
+            head, start, length = parsed
+            end = start + length
+            if end <= len(data):
+                self.phase = HEAD  # as h11 would be, should the checks refuse it
+                self._check(head.method, head.target, head.http_version, head.headers)
+                if length:
+                    body = data[start:end]
+                    if length > BODY_MEMORY_LIMIT:
+                        spill: BinaryIO = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the request
+                        spill.write(body)
+                        body = spill  # type: ignore[assignment]
+                else:
+                    body = b""
+                if end < len(data):
+                    self._buf = data[end:]
+                self.phase = WAITING
+                return [Request(head, body, self.remote_address, self.keep_alive, False)]
+        self.phase = HEAD
+        conn = self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
+        conn.receive_data(data)
         return self._parse()
 
     def _parse(self) -> list[Any]:
         conn = self._h11
+        assert conn is not None
         try:
             while True:
                 event = conn.next_event()
@@ -211,19 +312,24 @@ class HttpProtocol(Protocol):
             raise HttpError(exc.error_status_hint, str(exc)) from None
 
     def _start(self, event: h11.Request) -> None:
-        """Check a new request head against the limits and note what it asks for."""
-        version = event.http_version
+        """Check a new request head (parsed by h11) and note what it asks for."""
+        self._event = event
+        self._check(event.method, event.target, event.http_version, event.headers)
+        self.phase = BODY
+
+    def _check(self, method: bytes, target: bytes, version: bytes,
+               headers: Iterable[tuple[bytes, bytes]]) -> None:
+        """The checks both parsers' requests go through; sets the cycle's state."""
         if version != b"1.1" and version != b"1.0":
             raise HttpError(505, f"HTTP/{version.decode('latin-1')} is not supported")
-        self._event = event
         self.requests += 1
         length = -1
         chunked = expect = False
         keep_alive = version == b"1.1"
         # h11 only bounds incomplete heads; a complete one that came in a single
         # read is measured here (close to its wire size).
-        size = len(event.method) + len(event.target) + 12
-        for name, value in event.headers:
+        size = len(method) + len(target) + 12
+        for name, value in headers:
             size += len(name) + len(value) + 4
             if name == b"content-length":
                 length = int(value)
@@ -252,8 +358,8 @@ class HttpProtocol(Protocol):
         if self.max_requests and self.requests >= self.max_requests:
             keep_alive = False
         self.keep_alive = keep_alive
-        self.head_only = event.method == b"HEAD"
-        self.phase = BODY
+        self._version = version
+        self.head_only = method == b"HEAD"
         if expect and version == b"1.1" and (chunked or length > 0):
             self._out += b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -294,22 +400,28 @@ class HttpProtocol(Protocol):
         Raises:
             HttpError: for a malformed or over-limit request.
         """
-        leftover = self._h11.trailing_data[0]
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
-        self._event = None
-        self._websocket = False
+        conn = self._h11
+        if conn is None:
+            leftover = self._buf
+            self._buf = b""
+        else:
+            leftover = conn.trailing_data[0]
+            self._h11 = None
+            self._event = None
+            self._websocket = False
         if not leftover:
             self.phase = IDLE
             return []
-        self.phase = HEAD
-        self._h11.receive_data(leftover)
-        return self._parse()
+        return self._begin(leftover)
 
     def take_trailing_data(self) -> bytes:
         """The bytes received after an upgrade request's head (given once)."""
-        data = self._h11.trailing_data[0]
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
-        return data
+        conn = self._h11
+        if conn is None:
+            data, self._buf = self._buf, b""
+            return data
+        self._h11 = None
+        return conn.trailing_data[0]
 
     def data_to_send(self) -> bytes:
         """``100 Continue`` when a client waits for it before sending its body."""
@@ -327,7 +439,7 @@ class HttpProtocol(Protocol):
         """The ``Connection`` header the current response needs (may be empty)."""
         if not self.keep_alive:
             return b"Connection: close\r\n"
-        if self._event is not None and self._event.http_version == b"1.0":
+        if self._version == b"1.0":
             return b"Connection: keep-alive\r\n"
         return b""
 
@@ -379,7 +491,7 @@ class HttpProtocol(Protocol):
             parts.append(b"Content-Length: " + str(length).encode() + b"\r\n")
         elif user_length is not None:
             parts.append(b"Content-Length: " + user_length + b"\r\n")
-        elif chunk and self._event is not None and self._event.http_version == b"1.1":
+        elif chunk and self._version == b"1.1":
             if not self.head_only:
                 parts.append(b"Transfer-Encoding: chunked\r\n")
                 chunked = True
