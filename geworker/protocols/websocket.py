@@ -607,7 +607,7 @@ def _check_handshake(event: h11.Request) -> None:
     upgrade = connection = version = key = b""
     for name, value in event.headers:
         if name == b"upgrade":
-            upgrade = value
+            upgrade += b"," + value
         elif name == b"connection":
             connection += b"," + value
         elif name == b"sec-websocket-version":
@@ -615,7 +615,8 @@ def _check_handshake(event: h11.Request) -> None:
         elif name == b"sec-websocket-key":
             key = value
     tokens = [t.strip().lower() for t in connection.split(b",")]
-    if upgrade.strip().lower() != b"websocket" or b"upgrade" not in tokens:
+    protocols = [t.strip().lower() for t in upgrade.split(b",")]
+    if b"websocket" not in protocols or b"upgrade" not in tokens:
         raise _error(426, "this endpoint only speaks WebSocket",
                      [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"),
                       (b"Sec-WebSocket-Version", b"13")])
