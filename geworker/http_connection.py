@@ -27,6 +27,8 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+import gevent
+
 from .connection import CLOSING, OPEN, Connection
 from .errors import LocalProtocolError, RemoteProtocolError
 from .http import (
@@ -66,8 +68,9 @@ class HttpConnection(Connection):
             last one, between requests).
     """
 
-    __slots__ = ("_access", "_ctype", "_handler", "_response", "_sent", "_started",
-                 "_started_at", "_status", "_stream_open", "request")
+    __slots__ = ("_access", "_ctype", "_deadline", "_greenlet", "_handler", "_reading",
+                 "_response", "_sent", "_started", "_started_at", "_status", "_stream_open",
+                 "_timer", "request")
 
     protocol: HttpProtocol
 
@@ -83,6 +86,10 @@ class HttpConnection(Connection):
         self._status = 0
         self._sent = 0
         self._started_at = 0.0
+        self._deadline: float | None = None  # when the current phase times out
+        self._timer: Any = None
+        self._greenlet: Any = None
+        self._reading = False  # blocked in recv: the deadline timer may interrupt it
         self._handler = getattr(server, "http_handler", None) or self._callbacks.get("on_message")
         # gunicorn's Logger says whether access logging is configured at all.
         self._access = bool(getattr(self.log, "access_log_enabled", False))
@@ -264,65 +271,101 @@ class HttpConnection(Connection):
         head_timeout = options.http_head_timeout
         body_timeout = options.http_body_timeout
         idle_timeout = options.http_keepalive_timeout
+        # Timeouts: one lazily re-armed timer per connection instead of a
+        # timeout on every blocking recv (gevent allocates a timer for each).
+        sock.settimeout(None)
+        self._greenlet = gevent.getcurrent()
         # The first head must arrive within head_timeout of the accept.
-        deadline: float | None = _monotonic() + head_timeout
+        self._deadline = _monotonic() + head_timeout
         cycle: tuple[int, Any] = (0, IDLE)
-        while True:
-            if self._resume is not None:
-                self._resume.wait()
-            phase = protocol.phase
-            if (protocol.requests, phase) != cycle:
-                if not (phase is HEAD and cycle == (0, IDLE)):
-                    if phase is IDLE:
-                        deadline = _monotonic() + idle_timeout
-                    elif phase is HEAD:
-                        deadline = _monotonic() + head_timeout
-                    elif phase is BODY:
-                        deadline = _monotonic() + body_timeout
-                    else:
-                        deadline = None
-                cycle = (protocol.requests, phase)
-            try:
-                if deadline is None:
-                    sock.settimeout(None)
-                else:
+        try:
+            while True:
+                if self._resume is not None:
+                    self._resume.wait()
+                phase = protocol.phase
+                if phase is not cycle[1] or protocol.requests != cycle[0]:
+                    if not (phase is HEAD and cycle == (0, IDLE)):
+                        if phase is IDLE:
+                            self._deadline = _monotonic() + idle_timeout
+                        elif phase is HEAD:
+                            self._deadline = _monotonic() + head_timeout
+                        elif phase is BODY:
+                            self._deadline = _monotonic() + body_timeout
+                        else:
+                            self._deadline = None
+                    cycle = (protocol.requests, phase)
+                deadline = self._deadline
+                if deadline is not None and self._timer is None:
                     remaining = deadline - _monotonic()
                     if remaining <= 0:
-                        raise TimeoutError
-                    sock.settimeout(remaining)
-                data = recv(RECV_SIZE)
-            except TimeoutError:
-                if self.state is OPEN:
-                    self._timed_out(phase)
-                return
-            except OSError:
-                return
-            if not data:
-                return
-            if self.state is not OPEN:
-                continue  # closing: discard input until the socket is shut
-            size = len(data)
-            self.bytes_read += size
-            counters.bytes_in += size
-            try:
-                messages = protocol.receive_data(data)
-                out = protocol.data_to_send()
-                if out:
-                    self.send_raw(out)
-                while messages:
-                    if not self._dispatch(messages):
+                        if self.state is OPEN:
+                            self._timed_out(phase)
                         return
-                    if self.state is not OPEN or self._stream_open:
-                        break
-                    messages = protocol.next_cycle()
+                    self._arm(remaining)
+                self._reading = True
+                try:
+                    data = recv(RECV_SIZE)
+                except TimeoutError:
+                    if self.state is OPEN:
+                        self._timed_out(phase)
+                    return
+                except OSError:
+                    return
+                finally:
+                    self._reading = False
+                if not data:
+                    return
+                if self.state is not OPEN:
+                    continue  # closing: discard input until the socket is shut
+                size = len(data)
+                self.bytes_read += size
+                counters.bytes_in += size
+                try:
+                    messages = protocol.receive_data(data)
                     out = protocol.data_to_send()
                     if out:
                         self.send_raw(out)
-            except RemoteProtocolError as exc:
-                self._reject(exc)
-                return
-            if self._draining and self.state is OPEN and protocol.phase is IDLE:
-                self._go_away()
+                    while messages:
+                        if not self._dispatch(messages):
+                            return
+                        if self.state is not OPEN or self._stream_open:
+                            break
+                        messages = protocol.next_cycle()
+                        out = protocol.data_to_send()
+                        if out:
+                            self.send_raw(out)
+                except RemoteProtocolError as exc:
+                    self._reject(exc)
+                    return
+                if self._draining and self.state is OPEN and protocol.phase is IDLE:
+                    self._go_away()
+        finally:
+            self._disarm()
+
+    def _arm(self, delay: float) -> None:
+        timer = self._timer = gevent.get_hub().loop.timer(delay)
+        timer.start(self._deadline_check)
+
+    def _disarm(self) -> None:
+        self._deadline = None
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.close()
+
+    def _deadline_check(self) -> None:
+        """Timer (in the hub): the deadline may have moved since it was armed."""
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.close()
+        deadline = self._deadline
+        if deadline is None:
+            return  # re-armed by the loop when a deadline is set again
+        remaining = deadline - _monotonic()
+        if remaining > 0:
+            self._arm(remaining)
+        elif self._reading and self._greenlet is not None:
+            self._greenlet.throw(TimeoutError("timed out"))
+        # else: not blocked in recv; the loop sees the deadline passed before its next read
 
     def _dispatch(self, messages: list[Any]) -> bool:
         """Answer one request; False ends the loop (upgrade, or a failed callback)."""
