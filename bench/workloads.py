@@ -154,8 +154,10 @@ def run_echo(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sampl
         t0, t1 = map(float, gen.expect("WINDOW", 10).split()[1:])
         _sleep_until(t0)
         cpu0 = procstat.cpu_seconds(rs.sid)
-        _sleep_until((t0 + t1) / 2)
-        balance = _balance(rs, workers)
+        balance: list[int] = []
+        for frac in (0.25, 0.5, 0.75):  # keep the fullest reading (a stalled reader sees none)
+            _sleep_until(t0 + (t1 - t0) * frac)
+            balance = max(balance, _balance(rs, workers), key=sum)
         _sleep_until(t1)
         cpu1 = procstat.cpu_seconds(rs.sid)
         res = _parse(gen.expect("RESULT", 15))
@@ -188,8 +190,10 @@ def run_wrk(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sample
     proc = subprocess.Popen(["wrk", "-t", threads, "-c", str(p.connections), "-d", f"{duration}s",
                              "--latency", url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
-    time.sleep(duration / 2)
-    balance = _balance(rs, workers)
+    balance: list[int] = []
+    for _ in range(3):
+        time.sleep(duration / 4)
+        balance = max(balance, _balance(rs, workers), key=sum)
     gen_cpu_s = 0.0
     deadline = time.monotonic() + duration + 30
     while proc.poll() is None and time.monotonic() < deadline:
