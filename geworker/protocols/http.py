@@ -107,8 +107,6 @@ _VALUE = rb"[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*"  # ASCII only: obs-text goes to
 _FAST_HEAD = re.compile(
     rb"(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH) (/[\x21-\x7e]*) HTTP/(1\.[01])\r\n"
     rb"((?:" + _TOKEN + rb":[ \t]*(?:" + _VALUE + rb")?[ \t]*\r\n)*)\r\n")
-#: One header line of a block ``_FAST_HEAD`` accepted (so lines match back to back).
-_FAST_FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(" + _VALUE + rb")?[ \t]*\r\n")
 #: Headers whose handling the fast parser leaves to h11.
 _SLOW_NAMES = frozenset((b"transfer-encoding", b"upgrade", b"expect"))
 _MAX_LENGTH_DIGITS = 18
@@ -127,22 +125,27 @@ def parse_fast(data: bytes) -> tuple[RequestHead, int, int] | None:
     if match is None:
         return None
     method, target, version, block = match.groups()
-    raw = _FAST_FIELD.findall(block)
+    raw = []
     headers = []
     hosts = 0
     length = -1
-    for name, value in raw:
-        name = name.lower()
-        headers.append((name, value))
-        if name == b"host":
-            hosts += 1
-        elif name == b"content-length":
-            if length >= 0 or not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+    if block:
+        # The regex checked every line as token ":" OWS value OWS, so splitting is exact.
+        for line in block[:-2].split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            value = value.strip(b" \t")
+            raw.append((name, value))
+            name = name.lower()
+            headers.append((name, value))
+            if name == b"host":
+                hosts += 1
+            elif name == b"content-length":
+                if length >= 0 or not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+                    return None
+                length = int(value)
+            elif name in _SLOW_NAMES or (name == b"connection" and b"upgrade" in value.lower()):
                 return None
-            length = int(value)
-        elif name in _SLOW_NAMES or (name == b"connection" and b"upgrade" in value.lower()):
-            return None
-    if hosts > 1 or (hosts == 0 and version == b"1.1"):
+    if hosts != 1 and (hosts or version == b"1.1"):
         return None
     return RequestHead(method, target, version, headers, raw), match.end(), max(length, 0)
 
@@ -445,10 +448,12 @@ class HttpProtocol(Protocol):
 
     def simple_response(self, body: bytes, content_type: bytes) -> bytes:
         """The bytes of a 200 answer with a body and a content type (the fast path)."""
-        head = (b"HTTP/1.1 200 OK\r\n" + _date_header() + b"Content-Type: " + content_type
-                + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n"
-                + self.connection_header() + b"\r\n")
-        return head if self.head_only else head + body
+        if self.head_only:
+            return b"HTTP/1.1 200 OK\r\n%bContent-Type: %b\r\nContent-Length: %d\r\n%b\r\n" % (
+                _date_header(), content_type, len(body), self.connection_header())
+        # One formatting operation: the cheapest way to build the answer in CPython.
+        return b"HTTP/1.1 200 OK\r\n%bContent-Type: %b\r\nContent-Length: %d\r\n%b\r\n%b" % (
+            _date_header(), content_type, len(body), self.connection_header(), body)
 
     def encode_head(self, response: Response, length: int | None,
                     chunk: bool = True) -> tuple[bytes, bool]:
