@@ -24,6 +24,8 @@ non-ASCII bytes, ...) is handed, bytes untouched, to h11, which stays the
 engine that defines correctness: the fast parser only ever accepts what h11
 accepts, with the same result (checked by differential tests), and never
 refuses anything itself. Both paths then go through the same limit checks.
+When ``h11-mypyc`` is installed (``pip install geworker[fast]``), its
+compiled build of h11 is used instead of h11 (:data:`H11_ENGINE`).
 
 Response side. h11 is not used to write: the head is built directly (cheaper,
 and header values are validated against CR/LF/NUL here). So when h11 parses a
@@ -49,9 +51,15 @@ import tempfile
 import time
 from collections.abc import Iterable
 from email.utils import formatdate
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import h11
+if TYPE_CHECKING:
+    import h11
+else:
+    try:  # the compiled build of h11 (extra "geworker[fast]"): same API, about 2.5x faster
+        import h11_mypyc as h11
+    except ImportError:
+        import h11
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..http import (
@@ -70,7 +78,10 @@ from ..http import (
 from ..settings import Options
 from .base import Protocol
 
-__all__ = ["HttpError", "HttpProtocol", "Phase", "parse_fast"]
+__all__ = ["H11_ENGINE", "HttpError", "HttpProtocol", "Phase", "parse_fast"]
+
+#: The module parsing what the fast parser leaves: ``"h11"`` or ``"h11_mypyc"``.
+H11_ENGINE: str = h11.__name__
 
 
 class Phase(enum.Enum):

@@ -313,3 +313,20 @@ def test_corpus_through_both_paths(name: str) -> None:
     check_fast_against_h11(data)
     for chunk in (1 << 20, 3):
         same_behaviour(data, chunk)
+
+
+def test_compiled_h11_is_used_when_installed() -> None:
+    # The suite runs with and without the "fast" extra (h11-mypyc).
+    try:
+        import h11_mypyc  # noqa: F401
+    except ImportError:
+        expected = "h11"
+    else:
+        expected = "h11_mypyc"
+    assert expected == http_protocol.H11_ENGINE
+    proto = HttpProtocol()
+    chunked = (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"3\r\nabc\r\n0\r\n\r\n")
+    [req] = proto.receive_data(chunked)
+    assert req.body == b"abc"
+    assert type(req.head).__module__.startswith(expected)
