@@ -228,7 +228,8 @@ class HttpProtocol(Protocol):
         self.max_requests = options.http_max_requests_per_connection
         # The h11 parser of the current cycle, None while the fast parser has it.
         self._h11: h11.Connection | None = None
-        self._buf = b""  # received, not yet parsed (when _h11 is None)
+        self._buf: list[bytes] = []  # received, not yet parsed (when _h11 is None)
+        self._buffered = 0
         self.phase = IDLE
         self.keep_alive = True
         self.requests = 0
@@ -261,8 +262,9 @@ class HttpProtocol(Protocol):
         conn = self._h11
         if self.phase is WAITING:
             if conn is None:
-                self._buf += data
-                pending = len(self._buf)
+                self._buf.append(data)  # a list: no quadratic copying of a big pipelined body
+                self._buffered += len(data)
+                pending = self._buffered
             else:
                 conn.receive_data(data)
                 pending = len(conn.trailing_data[0])
@@ -273,9 +275,16 @@ class HttpProtocol(Protocol):
             conn.receive_data(data)
             return self._parse()
         if self._buf:
-            data = self._buf + data
-            self._buf = b""
+            self._buf.append(data)
+            data = self._take_buffered()
         return self._begin(data)
+
+    def _take_buffered(self) -> bytes:
+        buf = self._buf
+        data = buf[0] if len(buf) == 1 else b"".join(buf)
+        self._buf = []
+        self._buffered = 0
+        return data
 
     def _begin(self, data: bytes) -> list[Any]:
         """Start a request cycle on ``data``: the fast parser if it can, else h11."""
@@ -295,7 +304,9 @@ class HttpProtocol(Protocol):
                 else:
                     body = b""
                 if end < len(data):
-                    self._buf = data[end:]
+                    rest = data[end:]
+                    self._buf = [rest]
+                    self._buffered = len(rest)
                 self.phase = WAITING
                 return [Request(head, body, self.remote_address, self.keep_alive, False)]
         self.phase = HEAD
@@ -416,8 +427,7 @@ class HttpProtocol(Protocol):
         """
         conn = self._h11
         if conn is None:
-            leftover = self._buf
-            self._buf = b""
+            leftover = self._take_buffered() if self._buf else b""
         else:
             leftover = conn.trailing_data[0]
             self._h11 = None
@@ -432,8 +442,7 @@ class HttpProtocol(Protocol):
         """The bytes received after an upgrade request's head (given once)."""
         conn = self._h11
         if conn is None:
-            data, self._buf = self._buf, b""
-            return data
+            return self._take_buffered() if self._buf else b""
         self._h11 = None
         return conn.trailing_data[0]
 

@@ -330,3 +330,24 @@ def test_compiled_h11_is_used_when_installed() -> None:
     [req] = proto.receive_data(chunked)
     assert req.body == b"abc"
     assert type(req.head).__module__.startswith(expected)
+
+
+@pytest.mark.parametrize("first", [WRK, b"GET / HTTP/1.1\r\nHost: a\r\nExpect: x\r\n\r\n"])
+def test_data_pipelined_while_answering_is_bounded_and_kept(first: bytes) -> None:
+    # The first request is fast-parsed (WRK) or left to h11 (Expect): both keep
+    # what arrives during the answer, in order, and refuse more than a request's worth.
+    options = Options(http_max_head_size=1024, http_max_body_size=4096)
+    proto = HttpProtocol(options)
+    [req] = proto.receive_data(first)
+    body = bytes(range(256)) * 16
+    nxt = b"POST /n HTTP/1.1\r\nHost: a\r\nContent-Length: 4096\r\n\r\n" + body
+    for i in range(0, len(nxt), 100):
+        assert proto.receive_data(nxt[i:i + 100]) == []
+    [req] = proto.next_cycle()
+    assert (req.target, req.body) == ("/n", body)
+    proto = HttpProtocol(options)
+    proto.receive_data(first)
+    with pytest.raises(HttpError) as exc:
+        for _ in range(100):
+            proto.receive_data(b"x" * 100)
+    assert exc.value.status == 413
