@@ -253,10 +253,10 @@ class Connection:
         if self._busy or self.protocol.has_partial_message:
             return  # the serve loop closes after the current message
         age = time.time() - self.created
-        if self.bytes_read == 0 and age < FIRST_MESSAGE_GRACE:
+        if age < FIRST_MESSAGE_GRACE:
             # Accepted just before the worker began to stop: the peer's first
             # message is likely on its way. Answer it (the serve loop closes
-            # right after) instead of resetting a connection it just opened.
+            # right after) instead of turning away a connection it just opened.
             gevent.spawn_later(FIRST_MESSAGE_GRACE - age, self._go_away)
         else:
             self._go_away()

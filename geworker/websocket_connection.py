@@ -171,7 +171,7 @@ class WebSocketConnection(Connection):
             self._dispatch(messages)
         self._after_batch()
         if self._draining or self.server.draining:
-            self._go_away()
+            self.drain()
         recv = self.socket.recv
         while True:
             if self._resume is not None:

@@ -18,6 +18,7 @@ after a reconnect and resend.
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 import time
@@ -175,6 +176,110 @@ def udp_paced(port: int, stop: threading.Event, stats: Stats, pause: float = 0.0
             time.sleep(0.01)
     if sent:
         stats.add_error(kind, f"{len(sent)} of {n} datagrams lost")
+
+
+def http_keepalive(port: int, stop: threading.Event, stats: Stats,
+                   pause: float = 0.002) -> None:
+    """One keep-alive HTTP client sending numbered GETs (the server echoes the path).
+
+    A server that drains closes idle keep-alive connections; a request sent at
+    that moment meets a closed connection with no response byte (it was never
+    processed), and is retried once on a new connection, as HTTP clients do
+    for idempotent requests: a ``reconnects``. Any other failure, a status
+    other than 200 or a wrong body is an error.
+    """
+    kind = "http"
+    conn = None
+    n = 0
+    while not stop.is_set() and n < MAX_OPS_PER_CLIENT:
+        n += 1
+        path = f"/h-{threading.get_ident()}-{n}"
+        for attempt in range(2):
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn.request("GET", path)
+                response = conn.getresponse()
+                body = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                conn.close()  # type: ignore[union-attr]
+                conn = None
+                if attempt == 0:
+                    stats.add_reconnect(kind)
+                    continue
+                stats.add_error(kind, "closed twice without a response")
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                stats.add_error(kind, f"{type(exc).__name__}: {exc}")
+                if conn is not None:
+                    conn.close()
+                conn = None
+                time.sleep(0.05)
+                break
+            if response.status != 200 or body != path.encode():
+                stats.add_error(kind, f"{response.status} {body[:60]!r} for {path}")
+            else:
+                stats.add_ok(kind)
+            if response.will_close:
+                conn.close()
+                conn = None
+            break
+        time.sleep(pause)
+    if conn is not None:
+        conn.close()
+
+
+def websocket_echo(port: int, stop: threading.Event, stats: Stats,
+                   pause: float = 0.002) -> None:
+    """One WebSocket client sending numbered text messages, reconnecting after a close.
+
+    A draining server must close with 1001 ("going away"): the client counts
+    ``going_away``, reconnects and resends a message that got no echo. A
+    connection that ends without a close frame, another close code, or a
+    wrong echo is an error.
+    """
+    import websocket  # websocket-client, a test dependency
+
+    kind = "websocket"
+    ws = None
+    n = 0
+    while not stop.is_set() and n < MAX_OPS_PER_CLIENT:
+        n += 1
+        message = f"w-{threading.get_ident()}-{n}"
+        for attempt in range(2):
+            try:
+                if ws is None:
+                    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=10)
+                ws.send(message)
+                opcode, data = ws.recv_data(control_frame=True)
+                while opcode in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG):
+                    opcode, data = ws.recv_data(control_frame=True)
+            except (OSError, websocket.WebSocketException) as exc:
+                stats.add_error(kind, f"ended without a close frame: {type(exc).__name__}: {exc}")
+                ws = None
+                time.sleep(0.05)
+                break
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+                ws.close()
+                ws = None
+                if code != 1001:
+                    stats.add_error(kind, f"closed with {code}, not 1001")
+                    break
+                stats.add_ok("websocket_going_away")
+                if attempt == 0:
+                    stats.add_reconnect(kind)
+                    continue
+                stats.add_error(kind, "1001 twice in a row")
+                break
+            if data.decode() != message:
+                stats.add_error(kind, f"wrong echo {data[:60]!r} for {message}")
+            else:
+                stats.add_ok(kind)
+            break
+        time.sleep(pause)
+    if ws is not None:
+        ws.close()
 
 
 ClientFn = Callable[[int, threading.Event, Stats], None]

@@ -29,6 +29,10 @@ from geworker import Server, timers
 server = Server(f"text://127.0.0.1:{os.environ['PORT']}", name="echo")
 if os.environ.get("UDP_PORT"):
     server.listen(f"text+udp://127.0.0.1:{os.environ['UDP_PORT']}")
+if os.environ.get("HTTP_PORT"):
+    server.listen(f"http://127.0.0.1:{os.environ['HTTP_PORT']}")
+if os.environ.get("WS_PORT"):
+    server.listen(f"websocket://127.0.0.1:{os.environ['WS_PORT']}")
 
 @server.on_worker_start
 def started(worker):
@@ -36,7 +40,9 @@ def started(worker):
 
 @server.on_message
 def echo(conn, message):
-    if message == "pid":
+    if hasattr(message, "method"):  # an HTTP request: answer its path
+        conn.send(message.path)
+    elif message == "pid":
         conn.send(str(os.getpid()))
     elif message.startswith("sleep "):
         time.sleep(float(message.split()[1]))

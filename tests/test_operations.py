@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 from conftest import LineClient, free_port, wait_until
-from load_clients import run_load, text_connect_loop, text_echo, udp_paced
+from load_clients import (
+    http_keepalive,
+    run_load,
+    text_connect_loop,
+    text_echo,
+    udp_paced,
+    websocket_echo,
+)
 from ops_support import instances, wait_pid_gone
 
 __all__ = ["instances"]
@@ -221,6 +228,29 @@ def test_reload_under_load_has_zero_errors(instances):
     assert summary["exits"] == {"normal": 6}
 
 
+def _all_kinds(inst) -> list:
+    env = inst.env
+    return [*_text_and_udp(inst), (http_keepalive, int(env["HTTP_PORT"]), 3),
+            (websocket_echo, int(env["WS_PORT"]), 3)]
+
+
+def _all_kinds_env() -> dict[str, str]:
+    return {"UDP_PORT": str(free_port(socket.SOCK_DGRAM)), "HTTP_PORT": str(free_port()),
+            "WS_PORT": str(free_port())}
+
+
+def test_reload_under_load_all_protocols(instances):
+    inst = instances(port=free_port(), env=_all_kinds_env())
+    assert inst.start("-w", "2").returncode == 0, inst.log()
+    summary = hup_under_load(inst, hups=2, clients=_all_kinds(inst))
+    print(f"\n2 HUPs under text, UDP, HTTP keep-alive and WebSocket load: {summary}")
+    assert summary["errors"] == 0, summary
+    assert summary["ok"]["http"] > 100 and summary["ok"]["websocket"] > 100
+    # every WebSocket client was told "going away" at each reload, and came back
+    assert summary["ok"]["websocket_going_away"] >= 3 * 2
+    assert summary["exits"] == {"normal": 4}
+
+
 def test_resize_under_load_has_zero_errors(instances):
     inst = instances(port=free_port(), env={"UDP_PORT": str(free_port(socket.SOCK_DGRAM))})
     assert inst.start("-w", "2").returncode == 0, inst.log()
@@ -232,8 +262,8 @@ def test_resize_under_load_has_zero_errors(instances):
 
 @pytest.mark.skipif(not os.environ.get("GEWORKER_LONG_LOAD"), reason="long run, on demand")
 def test_long_five_hups_and_resize_under_load(instances):
-    inst = instances(port=free_port(), env={"UDP_PORT": str(free_port(socket.SOCK_DGRAM))})
+    inst = instances(port=free_port(), env=_all_kinds_env())
     assert inst.start("-w", "2").returncode == 0, inst.log()
-    summary = hup_under_load(inst, hups=5, resize=True, clients=_text_and_udp(inst))
-    print(f"\n5 HUPs + TTIN/TTOU under text load: {summary}")
+    summary = hup_under_load(inst, hups=5, resize=True, clients=_all_kinds(inst))
+    print(f"\n5 HUPs + TTIN/TTOU under text, UDP, HTTP and WebSocket load: {summary}")
     assert summary["errors"] == 0, summary
