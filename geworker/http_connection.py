@@ -28,6 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import gevent
+import gevent.socket
 
 from .connection import CLOSING, OPEN, Connection
 from .errors import LocalProtocolError, RemoteProtocolError
@@ -275,6 +276,10 @@ class HttpConnection(Connection):
         # timeout on every blocking recv (gevent allocates a timer for each).
         sock.settimeout(None)
         self._greenlet = gevent.getcurrent()
+        # Plain gevent sockets only: TLS may hold decrypted bytes the fd does not show.
+        read_event = (getattr(sock, "_read_event", None)
+                      if type(sock) is gevent.socket.socket else None)
+        hub_wait = gevent.get_hub().wait
         # The first head must arrive within head_timeout of the accept.
         self._deadline = _monotonic() + head_timeout
         cycle: tuple[int, Any] = (0, IDLE)
@@ -304,6 +309,10 @@ class HttpConnection(Connection):
                     self._arm(remaining)
                 self._reading = True
                 try:
+                    if read_event is not None and phase is IDLE and cycle[0]:
+                        # Answered, nothing buffered: the next request is not here yet.
+                        # Waiting first spares gevent's recv a failed read and its exception.
+                        hub_wait(read_event)
                     data = recv(RECV_SIZE)
                 except TimeoutError:
                     if self.state is OPEN:
