@@ -415,8 +415,12 @@ OCTETS = "application/octet-stream"
 JSON = "application/json"
 
 
+# One encoder for all answers: json.dumps with options builds a new one per call.
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return _JSON_ENCODER.encode(obj).encode()
 
 
 def check_header(name: str, value: str) -> tuple[bytes, bytes]:

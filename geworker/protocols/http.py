@@ -201,6 +201,33 @@ def error_response(status: int, headers: bytes = b"") -> bytes:
             + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
 
 
+_HEADER_LINES: dict[tuple[str, str], tuple[bytes, bytes, bytes]] = {}
+_HEADER_LINES_MAX = 4096
+
+
+def _header_line(name: Any, value: Any) -> tuple[bytes, bytes, bytes]:
+    """``(lowercase name, value, b"Name: value\\r\\n")`` of a checked response header.
+
+    Apps send the same headers over and over: str pairs are checked and
+    encoded once (a bounded cache).
+
+    Raises:
+        LocalProtocolError: see :func:`~geworker.http.check_header`.
+    """
+    cacheable = type(name) is str and type(value) is str
+    if cacheable:
+        hit = _HEADER_LINES.get((name, value))
+        if hit is not None:
+            return hit
+    bname, bvalue = check_header(name, value)
+    entry = (bname.lower(), bvalue, b"%b: %b\r\n" % (bname, bvalue))
+    if cacheable:
+        if len(_HEADER_LINES) >= _HEADER_LINES_MAX:
+            _HEADER_LINES.clear()
+        _HEADER_LINES[(name, value)] = entry
+    return entry
+
+
 def _has_no_body(status: int) -> bool:
     return status < 200 or status in (204, 304)
 
@@ -496,8 +523,7 @@ class HttpProtocol(Protocol):
         parts = [status_line(status, response.reason), _date_header()]
         user_length = None
         for name, value in response.headers:
-            bname, bvalue = check_header(name, value)
-            lname = bname.lower()
+            lname, bvalue, line = _header_line(name, value)
             if lname == b"content-length":
                 user_length = bvalue
                 continue
@@ -507,7 +533,7 @@ class HttpProtocol(Protocol):
                 continue
             if lname == b"transfer-encoding" or lname == b"date":
                 continue  # framing and date are ours
-            parts.append(bname + b": " + bvalue + b"\r\n")
+            parts.append(line)
         chunked = False
         if _has_no_body(status):
             if status == 304 and user_length is not None:

@@ -392,3 +392,20 @@ def test_mutated_requests_only_raise_http_errors(data):
             got = proto.next_cycle()
     except HttpError as exc:
         assert exc.status in (400, 413, 431, 501, 505)
+
+
+def test_cached_response_headers_stay_checked_and_bounded():
+    from geworker.protocols import http as http_protocol
+
+    proto = HttpProtocol(Options())
+    proto.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    ok = Response(b"x", 200, [("X-Same", "v"), ("Content-Length", "1")])
+    for _ in range(2):  # the second time from the cache: the same bytes
+        head, _ = proto.encode_head(ok, 1)
+        assert head.count(b"X-Same: v\r\n") == 1 and head.count(b"Content-Length") == 1
+    for _ in range(2):  # a refused header is never cached
+        with pytest.raises(LocalProtocolError):
+            proto.encode_head(Response(b"x", 200, [("X-Bad", "a\r\nSet-Cookie: x=1")]), 1)
+    for i in range(http_protocol._HEADER_LINES_MAX + 10):
+        http_protocol._header_line("X-N", str(i))
+    assert len(http_protocol._HEADER_LINES) <= http_protocol._HEADER_LINES_MAX
