@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "ConnectionState"]
 
 RECV_SIZE = 65536
+#: Batches a connection may handle in a row without the hub running, before it yields.
+FAIR_BATCHES = 8
 #: Seconds a draining worker waits for the first message of a brand-new connection.
 FIRST_MESSAGE_GRACE = 1.0
 _ids = itertools.count(1)
@@ -100,6 +102,7 @@ class Connection:
         "_busy",
         "_callbacks",
         "_close_timer",
+        "_cork",
         "_draining",
         "_queue",
         "_queued",
@@ -149,6 +152,7 @@ class Connection:
         self._busy = False
         self._draining = False
         self._close_timer: Any = None
+        self._cork: list[bytes] | None = None
         self._callbacks = server.callbacks
 
     # -- public API -----------------------------------------------------
@@ -186,6 +190,17 @@ class Connection:
         if self.state is CLOSED:
             return False
         counters.messages_out += 1
+        cork = self._cork
+        if cork is not None:
+            cork.append(data)
+            if len(cork) == 1:
+                # Written when this batch is done, or as soon as a callback
+                # blocks (the hub runs its callbacks then): never held longer.
+                gevent.get_hub().loop.run_callback(self._uncork)
+            return True
+        return self._write(data)
+
+    def _write(self, data: bytes) -> bool:
         if self._writer is not None:
             return self._enqueue(data)
         try:
@@ -214,6 +229,7 @@ class Connection:
             return
         if message is not None:
             self.send(message)
+        self._uncork()
         self.state = CLOSING
         if self._writer is None:
             self._shutdown()
@@ -295,6 +311,8 @@ class Connection:
         idle_timeout = self.listener.options.idle_timeout
         if idle_timeout:
             self.socket.settimeout(idle_timeout)
+        loop = gevent.get_hub().loop
+        iteration, batches = -1, 0
         while True:
             if self._resume is not None:
                 self._resume.wait()
@@ -320,8 +338,24 @@ class Connection:
             out = protocol.data_to_send()
             if out:
                 self.send_raw(out)
-            if messages and not self._dispatch(messages):
-                return
+            if messages:
+                if len(messages) > 1:
+                    self._cork = []  # one write for the answers of a pipelined batch
+                handled = self._dispatch(messages)
+                if self._cork is not None:
+                    self._uncork()
+                    self._cork = None
+                if not handled:
+                    return
+            if loop.iteration == iteration:
+                batches += 1
+                if batches == FAIR_BATCHES:
+                    # recv keeps finding data, so this greenlet never waits and
+                    # the hub never runs: let the other connections have a turn.
+                    gevent.sleep(0)
+                    batches = 0
+            else:
+                iteration, batches = loop.iteration, 0
             if protocol.closed:
                 self.close()
             elif self._draining and not protocol.has_partial_message:
@@ -353,6 +387,8 @@ class Connection:
         """Flush what is queued, close the socket, run ``on_close`` once."""
         if self.state is CLOSED:
             return
+        self._uncork()
+        self._cork = None
         self.state = CLOSING
         writer = self._writer
         if writer is not None:
@@ -370,6 +406,13 @@ class Connection:
             self._run_callback(on_close, self, close=False)
 
     # -- helpers ------------------------------------------------------
+
+    def _uncork(self) -> None:
+        """Write what was corked, in one piece (corking stays on if it was)."""
+        cork = self._cork
+        if cork:
+            self._cork = []
+            self._write(b"".join(cork) if len(cork) > 1 else cork[0])
 
     def _go_away(self) -> None:
         if self.state is OPEN:
