@@ -300,17 +300,23 @@ class Connection:
             self._finish()
 
     def _serve(self) -> None:
-        callbacks = self._callbacks
-        on_connect = callbacks.get("on_connect")
+        if self._start():
+            self._read_loop()
+
+    def _start(self) -> bool:
+        """Before the read loop: ``on_connect`` (subclasses add handshakes). False ends."""
+        on_connect = self._callbacks.get("on_connect")
         if on_connect is not None and not self._run_callback(on_connect, self):
-            return
+            return False
         if self.server.draining:
             self.drain()
+        return True
+
+    def _read_loop(self) -> None:
+        """Read, feed the protocol, dispatch the messages, until the socket closes."""
         protocol = self.protocol
         recv = self.socket.recv
-        idle_timeout = self.listener.options.idle_timeout
-        if idle_timeout:
-            self.socket.settimeout(idle_timeout)
+        self.socket.settimeout(self.listener.options.idle_timeout)
         loop = gevent.get_hub().loop
         iteration, batches = -1, 0
         while True:
@@ -319,7 +325,8 @@ class Connection:
             try:
                 data = recv(RECV_SIZE)
             except TimeoutError:
-                self._log_close("closed after idle_timeout", "idle_timeout")
+                if self._idle_timed_out():
+                    continue
                 return
             except OSError:
                 return
@@ -356,10 +363,19 @@ class Connection:
                     batches = 0
             else:
                 iteration, batches = loop.iteration, 0
-            if protocol.closed:
-                self.close()
-            elif self._draining and not protocol.has_partial_message:
-                self._go_away()
+            self._batch_done()
+
+    def _idle_timed_out(self) -> bool:
+        """``idle_timeout`` passed with nothing received; True keeps reading."""
+        self._log_close("closed after idle_timeout", "idle_timeout")
+        return False
+
+    def _batch_done(self) -> None:
+        """After each received chunk: close if the protocol is done, or drain."""
+        if self.protocol.closed:
+            self.close()
+        elif self._draining and not self.protocol.has_partial_message:
+            self._go_away()
 
     def _dispatch(self, messages: list[Any]) -> bool:
         """Call ``on_message`` for each message, in order; False stops the loop.

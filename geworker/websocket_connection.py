@@ -150,58 +150,39 @@ class WebSocketConnection(Connection):
 
     # -- the transport loop ----------------------------------------------
 
-    def _serve(self) -> None:
-        protocol = self.protocol
-        request = protocol.request
+    def _start(self) -> bool:
+        """``on_connect``, the opening handshake and ``on_websocket_connect``, then keepalive."""
+        request = self.protocol.request
         if request is None:
-            on_connect = self._callbacks.get("on_connect")
-            if on_connect is not None and not self._run_callback(on_connect, self):
-                return
+            if not super()._start():
+                return False
             request = self._read_handshake()
             if request is None:
-                return
+                return False
         self.request = request
         messages = self._handshake(request)
         if messages is None:
-            return
-        idle_timeout = self.listener.options.idle_timeout
-        self.socket.settimeout(idle_timeout)
+            return False
         self._start_keepalive()
         if messages:
             self._dispatch(messages)
         self._after_batch()
         if self._draining or self.server.draining:
             self.drain()
-        recv = self.socket.recv
-        while True:
-            if self._resume is not None:
-                self._resume.wait()
-            try:
-                data = recv(RECV_SIZE)
-            except TimeoutError:
-                if self.state is OPEN and not protocol.close_sent:
-                    self._log_close("closed after idle_timeout", "idle_timeout")
-                    self.close(code=CloseCode.GOING_AWAY, reason="idle timeout")
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            size = len(data)
-            self.bytes_read += size
-            counters.bytes_in += size
-            if self.state is not OPEN:
-                continue  # closing: discard input until the socket is shut
-            messages = protocol.receive_data(data)
-            out = protocol.data_to_send()
-            if out:
-                self.send_raw(out)
-            if messages:
-                self._dispatch(messages)
-            if protocol.closed:
-                self._after_batch()
-            elif self._draining and not protocol.has_partial_message:
-                self._go_away()
+        return True
+
+    def _idle_timed_out(self) -> bool:
+        """Close with 1001 after ``idle_timeout``, and keep reading for the peer's close."""
+        if self.state is OPEN and not self.protocol.close_sent:
+            self._log_close("closed after idle_timeout", "idle_timeout")
+            self.close(code=CloseCode.GOING_AWAY, reason="idle timeout")
+        return True
+
+    def _batch_done(self) -> None:
+        if self.protocol.closed:
+            self._after_batch()
+        elif self._draining and not self.protocol.has_partial_message:
+            self._go_away()
 
     def _after_batch(self) -> None:
         """Once the protocol is done (close handshake over, or failed): flush and shut."""
