@@ -224,10 +224,13 @@ class Request:
 
     @cached_property
     def h11_request(self) -> h11.Request:
-        """The head as an ``h11.Request`` event (built on first use for fast-parsed heads)."""
+        """The head as an ``h11.Request`` event (built on first use for fast-parsed heads).
+
+        With the ``fast`` extra it comes from ``h11_mypyc``, the engine in use.
+        """
         head = self.head
         if isinstance(head, RequestHead):
-            import h11
+            from .protocols.http import h11
 
             return h11.Request(method=head.method, target=head.target,
                                headers=head.raw_headers, http_version=head.http_version)

@@ -54,7 +54,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
-    import h11
+    import h11 as h11  # re-exported: Request.h11_request builds its events with it
 else:
     try:  # the compiled build of h11 (extra "geworker[fast]"): same API, about 2.5x faster
         import h11_mypyc as h11

@@ -351,3 +351,10 @@ def test_data_pipelined_while_answering_is_bounded_and_kept(first: bytes) -> Non
         for _ in range(100):
             proto.receive_data(b"x" * 100)
     assert exc.value.status == 413
+
+
+def test_h11_request_of_a_fast_parsed_head_comes_from_the_engine_in_use() -> None:
+    [req] = HttpProtocol().receive_data(WRK)
+    assert isinstance(req.head, RequestHead)
+    assert type(req.h11_request).__module__.startswith(http_protocol.H11_ENGINE)
+    assert req.h11_request.headers.raw_items() == [(b"Host", b"127.0.0.1:8080")]
