@@ -6,12 +6,12 @@ Each message is written back with its own ``sendall``, as a framework
 calling a per-message callback would.
 """
 
-import os
 import socket
 import sys
 
 import gevent
 from gevent.server import StreamServer
+from prefork import run_workers
 
 
 def handle_text(sock, address):
@@ -56,15 +56,7 @@ def main():
     handle = handle_text if kind == "text" else handle_frame
     server = StreamServer(("127.0.0.1", port), handle, backlog=4096)
     server.init_socket()
-    for _ in range(workers):
-        if gevent.fork() == 0:
-            server.serve_forever()
-            os._exit(0)
-    while True:
-        try:
-            os.wait()
-        except ChildProcessError:
-            return
+    run_workers(workers, server.serve_forever, fork=gevent.fork)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@ Usage: python uvloop_echo.py PORT text|frame WORKERS
 """
 
 import asyncio
-import os
-import socket
 import sys
+
+from prefork import listen, run_workers
 
 
 class TextEcho(asyncio.Protocol):
@@ -58,20 +58,8 @@ def serve(sock, protocol):
 
 def main():
     port, kind, workers = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(4096)
-    sock.setblocking(False)
-    for _ in range(workers):
-        if os.fork() == 0:
-            serve(sock, TextEcho if kind == "text" else FrameEcho)
-            os._exit(0)
-    while True:
-        try:
-            os.wait()
-        except ChildProcessError:
-            return
+    sock = listen(port)
+    run_workers(workers, lambda: serve(sock, TextEcho if kind == "text" else FrameEcho))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ connection of the process that received it.
 """
 
 import asyncio
-import os
-import socket
 import sys
+
+from prefork import listen, run_workers
 
 
 def serve(sock):
@@ -33,20 +33,8 @@ def serve(sock):
 
 def main():
     port, workers = int(sys.argv[1]), int(sys.argv[2])
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(4096)
-    sock.setblocking(False)
-    for _ in range(workers):
-        if os.fork() == 0:
-            serve(sock)
-            os._exit(0)
-    while True:
-        try:
-            os.wait()
-        except ChildProcessError:
-            return
+    sock = listen(port)
+    run_workers(workers, lambda: serve(sock))
 
 
 if __name__ == "__main__":
