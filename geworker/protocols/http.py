@@ -17,15 +17,15 @@ closed after it. A complete request (head and whole body) is returned by
 Fast parser. The common request -- a complete ``GET``/``HEAD``/``POST``/
 ``PUT``/``DELETE``/``OPTIONS``/``PATCH`` head in origin form, HTTP/1.1 or
 1.0, plain ASCII tokens and values, no body or a single ``Content-Length``
-with the whole body already received -- is parsed by one regular expression
-(:func:`parse_fast`). Anything else (a partial head, chunked bodies, obs-fold,
-odd whitespace, a missing or repeated ``Host``, ``Upgrade``, ``Expect``,
-non-ASCII bytes, ...) is handed, bytes untouched, to h11, which stays the
-engine that defines correctness: the fast parser only ever accepts what h11
-accepts, with the same result (checked by differential tests), and never
-refuses anything itself. Both paths then go through the same limit checks.
-When ``h11-mypyc`` is installed (``pip install geworker[fast]``), its
-compiled build of h11 is used instead of h11 (:data:`H11_ENGINE`).
+with the whole body already received -- is validated by one regular expression
+and split with bytes operations (:func:`parse_fast`). Anything else (a
+partial head, chunked bodies, obs-fold, odd whitespace, a missing or repeated
+``Host``, ``Upgrade``, ``Expect``, non-ASCII bytes, ...) is handed, bytes
+untouched, to h11, which stays the engine that defines correctness: the fast
+parser only ever accepts what h11 accepts, with the same result (checked by
+differential tests), and never refuses anything itself. Both paths then go
+through the same limit checks. When ``h11-mypyc`` is installed (``pip install
+geworker[fast]``), its compiled build of h11 is used (:data:`H11_ENGINE`).
 
 Response side. h11 is not used to write: the head is built directly (cheaper,
 and header values are validated against CR/LF/NUL here). So when h11 parses a
@@ -322,14 +322,11 @@ class HttpProtocol(Protocol):
             if end <= len(data):
                 self.phase = HEAD  # as h11 would be, should the checks refuse it
                 self._check(head.method, head.target, head.http_version, head.headers)
-                if length:
-                    body = data[start:end]
-                    if length > BODY_MEMORY_LIMIT:
-                        spill: BinaryIO = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the request
-                        spill.write(body)
-                        body = spill  # type: ignore[assignment]
-                else:
-                    body = b""
+                body: bytes | BinaryIO = data[start:end] if length else b""
+                if length > BODY_MEMORY_LIMIT:  # as _add_body would have spilled it
+                    spill: BinaryIO = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the request
+                    spill.write(data[start:end])
+                    body = spill
                 if end < len(data):
                     rest = data[end:]
                     self._buf = [rest]

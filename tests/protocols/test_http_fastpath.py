@@ -358,3 +358,22 @@ def test_h11_request_of_a_fast_parsed_head_comes_from_the_engine_in_use() -> Non
     assert isinstance(req.head, RequestHead)
     assert type(req.h11_request).__module__.startswith(http_protocol.H11_ENGINE)
     assert req.h11_request.headers.raw_items() == [(b"Host", b"127.0.0.1:8080")]
+
+
+def test_large_fast_parsed_body_is_spilled_like_h11s() -> None:
+    from geworker.http import BODY_MEMORY_LIMIT
+
+    body = b"z" * (BODY_MEMORY_LIMIT + 10)
+    post = b"POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
+    for fast in (True, False):
+        with pytest.MonkeyPatch.context() as m:
+            if not fast:
+                m.setattr(http_protocol, "parse_fast", lambda data: None)
+            proto = HttpProtocol()
+            proto.receive_data(WRK)
+            for i in range(0, len(post), 65536):  # arrives while the first is answered
+                proto.receive_data(post[i:i + 65536])
+            [req] = proto.next_cycle()
+            assert not isinstance(req._body, bytes), fast  # in a temporary file
+            assert req.body == body
+            req.close()
