@@ -3,6 +3,7 @@
 Listeners come from the environment; messages are small commands.
 """
 
+import itertools
 import json
 import os
 import statistics
@@ -107,7 +108,7 @@ def on_message(conn, message):
         conn.close("goodbye")
     elif command == "timer":
         # how far each interval between two firings is from the 10 ms asked for
-        errors = sorted(abs(b - a - 0.010) for a, b in zip(firings[5:], firings[6:]))
+        errors = sorted(abs(b - a - 0.010) for a, b in itertools.pairwise(firings[5:]))
         conn.send(f"{len(errors)} {statistics.median(errors) * 1000:.3f} {errors[-1] * 1000:.3f}")
     elif command == "stats":
         from geworker.stats import counters

@@ -11,10 +11,10 @@ INFORMATIONAL for both the messages and the closing handshake).
   2-core machine it takes about 10 s.
 * Sections 12 and 13 (permessage-deflate): each case sends 1000 messages,
   the big ones take 5-55 s each (about 16 minutes for the 216 cases, which
-  all pass when run by hand), so a representative subset runs: for every data set of 12.x and every offer /
-  accept combination of 13.x, the cases with 16, 64, 256 and 1024-byte
-  messages (x.y.1-4) and with 8 KiB messages fragmented into 256-byte frames
-  (x.y.11): 60 cases.
+  all pass when run by hand), so a representative subset runs: for every
+  data set of 12.x and every offer / accept combination of 13.x, the cases
+  with 16, 64, 256 and 1024-byte messages (x.y.1-4) and with 8 KiB messages
+  fragmented into 256-byte frames (x.y.11): 60 cases.
 
 A summary per section is printed (``pytest -s`` shows it) and written to
 ``autobahn-summary.txt`` in the test's temporary directory.

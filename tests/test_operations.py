@@ -252,10 +252,10 @@ def test_reload_under_load_all_protocols(instances):
 
 
 def test_resize_under_load_has_zero_errors(instances):
-    inst = instances(port=free_port(), env={"UDP_PORT": str(free_port(socket.SOCK_DGRAM))})
+    inst = instances(port=free_port(), env=_all_kinds_env())
     assert inst.start("-w", "2").returncode == 0, inst.log()
-    summary = hup_under_load(inst, hups=0, resize=True, clients=_text_and_udp(inst))
-    print(f"\nTTIN/TTOU under text and UDP load: {summary}")
+    summary = hup_under_load(inst, hups=0, resize=True, clients=_all_kinds(inst))
+    print(f"\nTTIN/TTOU under text, UDP, HTTP and WebSocket load: {summary}")
     assert summary["errors"] == 0, summary
     assert summary["exits"] == {"normal": 2}
 
