@@ -22,7 +22,13 @@ limits:
   expands in memory;
 * nothing is ever sent through wsproto in a state that forbids it (wsproto
   raises ``LocalProtocolError`` there): every sending method returns ``b""``
-  once the connection cannot carry what was asked.
+  once the connection cannot carry what was asked;
+* a fast path for the common case: complete, unfragmented, uncompressed
+  text/binary frames that arrive while wsproto is between messages are
+  decoded here, and outgoing messages of an uncompressed connection are
+  framed here. Anything else (control frames, fragments, RSV bits, partial or
+  oversized frames, invalid UTF-8, any doubt) goes to wsproto, which defines
+  the behaviour; differential tests hold both paths to the same output.
 
 It imports no socket and no gevent; :mod:`geworker.websocket_connection`
 runs it on a socket.
@@ -33,6 +39,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import struct
 import zlib
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -89,6 +96,8 @@ HANDSHAKE, CONNECTING, OPEN, CLOSED = Phase.HANDSHAKE, Phase.CONNECTING, Phase.O
 _DEFLATE_FLAGS = ("server_no_context_takeover", "client_no_context_takeover")
 _DEFLATE_BITS = ("server_max_window_bits", "client_max_window_bits")
 _SYNC_TAIL = b"\x00\x00\xff\xff"
+_PACK_16 = struct.Struct("!BBH").pack
+_PACK_64 = struct.Struct("!BBQ").pack
 
 
 def _http_response(status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> bytes:
@@ -284,6 +293,8 @@ class WebSocketProtocol(Protocol):
             decompression; a bigger one closes the connection with 1009.
         compression: accept permessage-deflate when the client offers it.
         max_decompressed_size: largest inflated message (None: ``max_message_size``).
+        fast_path: decode common frames and encode messages without wsproto
+            (same results; False is for differential tests).
 
     Attributes:
         phase: a :class:`Phase`.
@@ -292,13 +303,14 @@ class WebSocketProtocol(Protocol):
         close_code / close_reason: the code and reason of the close: the
             peer's, or the one sent when the connection failed (None while open).
         error: why geworker failed the connection (for the log), else None.
+        fast_frames: frames decoded by the fast path (for tests).
         closed: True once the connection must be closed after
             :meth:`data_to_send` is flushed (close frames exchanged, failure,
             rejection).
     """
 
     def __init__(self, max_message_size: int = 1 * MiB, compression: bool = True,
-                 max_decompressed_size: int | None = None) -> None:
+                 max_decompressed_size: int | None = None, fast_path: bool = True) -> None:
         super().__init__(max_message_size)
         self.max_message_size = max_message_size
         self.compression = compression
@@ -318,6 +330,9 @@ class WebSocketProtocol(Protocol):
         self._size = 0
         self._failure: tuple[int, str] | None = None
         self._hold_failure = False
+        self.fast_path = fast_path
+        self.fast_frames = 0
+        self._fast_encode = False  # set at accept: no extension to run on outgoing frames
 
     @classmethod
     def for_listener(cls, options: Options) -> WebSocketProtocol:
@@ -401,6 +416,7 @@ class WebSocketProtocol(Protocol):
         self.subprotocol = subprotocol
         self.phase = OPEN
         self._ws = WSConnection(ConnectionType.SERVER, extensions)  # type: ignore[arg-type]
+        self._fast_encode = self.fast_path and not extensions
         pending, self._pending = self._pending, b""
         return self._receive_frames(pending) if pending else []
 
@@ -436,13 +452,84 @@ class WebSocketProtocol(Protocol):
                 raise RemoteProtocolError("too much data before the handshake was accepted")
         return []
 
+    def _between_messages(self, ws: WSConnection) -> bool:
+        """True when wsproto holds no byte, frame or message in progress (the fast path may run)."""
+        proto = ws._proto
+        decoder = proto._frame_decoder
+        return (ws.state is WSState.OPEN and self.close_code is None and not self._parts
+                and decoder.header is None and not decoder.buffer.buffer
+                and proto._message_decoder.opcode is None)
+
+    def _fast_frames(self, data: bytes, messages: list[Any]) -> int:
+        """Decode the complete, simple frames at the start of ``data``; returns the bytes used.
+
+        Simple: FIN set, no RSV bit, text or binary, masked, the shortest
+        length encoding, at most ``max_message_size``, valid UTF-8 for text.
+        Decoding stops at the first frame that is not (or not yet complete):
+        wsproto gets the rest. Only called between messages, so wsproto
+        would have produced exactly these messages from these bytes, with no
+        state left behind (see the differential tests).
+        """
+        end = len(data)
+        pos = 0
+        limit = self.max_message_size
+        while end - pos >= 6:
+            first = data[pos]
+            if first != 0x81 and first != 0x82:  # FIN, no RSV, TEXT or BINARY
+                break
+            length = data[pos + 1] ^ 0x80  # the MASK bit must be set
+            if length < 126:
+                start = pos + 6
+            elif length == 126:
+                if end - pos < 8:
+                    break
+                length = data[pos + 2] << 8 | data[pos + 3]
+                if length < 126:
+                    break
+                start = pos + 8
+            elif length == 127:
+                if end - pos < 14:
+                    break
+                length = int.from_bytes(data[pos + 2:pos + 10], "big")
+                if length < 65536:  # (a length with the MSB set never fits in data)
+                    break
+                start = pos + 14
+            else:  # not masked
+                break
+            stop = start + length
+            if length > limit or stop > end:
+                break
+            if length:
+                # Unmask as one big integer XOR: C speed, whatever the length.
+                mask = data[start - 4:start] * ((length >> 2) + 1)
+                payload = (int.from_bytes(data[start:stop], "little")
+                           ^ int.from_bytes(mask[:length], "little")).to_bytes(length, "little")
+            else:
+                payload = b""
+            if first == 0x81:
+                try:
+                    messages.append(payload.decode())
+                except UnicodeDecodeError:
+                    break  # wsproto fails it with 1007 and its own reason
+            else:
+                messages.append(payload)
+            pos = stop
+        self.fast_frames += len(messages)
+        return pos
+
     def _receive_frames(self, data: bytes) -> list[Any]:
         ws = self._ws
         assert ws is not None
         if ws.state is WSState.CLOSED:
             return []
-        ws.receive_data(data)
         messages: list[Any] = []
+        if self.fast_path and self._between_messages(ws):
+            used = self._fast_frames(data, messages)
+            if used == len(data):
+                return messages
+            if used:
+                data = data[used:]
+        ws.receive_data(data)
         parts = self._parts
         for event in ws.events():
             kind = type(event)
@@ -526,6 +613,23 @@ class WebSocketProtocol(Protocol):
             LocalProtocolError: for any other type.
         """
         ws = self._ws
+        if self._fast_encode:
+            # An unmasked FIN frame, as wsproto frames it when no extension runs.
+            if isinstance(message, str):
+                payload, first = message.encode(), 0x81
+            elif isinstance(message, bytes):
+                payload, first = message, 0x82
+            elif isinstance(message, (bytearray, memoryview)):
+                payload, first = bytes(message), 0x82
+            else:
+                payload, first = b"", 0
+            if first and ws is not None and ws.state is WSState.OPEN:
+                size = len(payload)
+                if size < 126:
+                    return bytes((first, size)) + payload
+                if size < 65536:
+                    return _PACK_16(first, 126, size) + payload
+                return _PACK_64(first, 127, size) + payload
         if isinstance(message, str):
             event: Any = TextMessage(data=message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
