@@ -333,6 +333,9 @@ class WebSocketProtocol(Protocol):
         self.fast_path = fast_path
         self.fast_frames = 0
         self._fast_encode = False  # set at accept: no extension to run on outgoing frames
+        # wsproto's frame and message decoders, to see that it is between messages.
+        self._frame_decoder: Any = None
+        self._message_decoder: Any = None
 
     @classmethod
     def for_listener(cls, options: Options) -> WebSocketProtocol:
@@ -417,6 +420,9 @@ class WebSocketProtocol(Protocol):
         self.phase = OPEN
         self._ws = WSConnection(ConnectionType.SERVER, extensions)  # type: ignore[arg-type]
         self._fast_encode = self.fast_path and not extensions
+        if self.fast_path:
+            self._frame_decoder = self._ws._proto._frame_decoder
+            self._message_decoder = self._ws._proto._message_decoder
         pending, self._pending = self._pending, b""
         return self._receive_frames(pending) if pending else []
 
@@ -452,21 +458,13 @@ class WebSocketProtocol(Protocol):
                 raise RemoteProtocolError("too much data before the handshake was accepted")
         return []
 
-    def _between_messages(self, ws: WSConnection) -> bool:
-        """True when wsproto holds no byte, frame or message in progress (the fast path may run)."""
-        proto = ws._proto
-        decoder = proto._frame_decoder
-        return (ws.state is WSState.OPEN and self.close_code is None and not self._parts
-                and decoder.header is None and not decoder.buffer.buffer
-                and proto._message_decoder.opcode is None)
-
     def _fast_frames(self, data: bytes, messages: list[Any]) -> int:
         """Decode the complete, simple frames at the start of ``data``; returns the bytes used.
 
         Simple: FIN set, no RSV bit, text or binary, masked, the shortest
         length encoding, at most ``max_message_size``, valid UTF-8 for text.
         Decoding stops at the first frame that is not (or not yet complete):
-        wsproto gets the rest. Only called between messages, so wsproto
+        wsproto gets the rest. Only called between messages, where wsproto
         would have produced exactly these messages from these bytes, with no
         state left behind (see the differential tests).
         """
@@ -520,10 +518,16 @@ class WebSocketProtocol(Protocol):
     def _receive_frames(self, data: bytes) -> list[Any]:
         ws = self._ws
         assert ws is not None
-        if ws.state is WSState.CLOSED:
+        state = ws.state
+        if state is WSState.CLOSED:
             return []
         messages: list[Any] = []
-        if self.fast_path and self._between_messages(ws):
+        decoder = self._frame_decoder
+        # The fast path only where wsproto holds no byte, frame or message in
+        # progress, and no close has begun: there it has no state to keep.
+        if (decoder is not None and state is WSState.OPEN and self.close_code is None
+                and decoder.header is None and not decoder.buffer.buffer
+                and self._message_decoder.opcode is None and not self._parts):
             used = self._fast_frames(data, messages)
             if used == len(data):
                 return messages

@@ -135,7 +135,8 @@ def test_fast_path_decodes_simple_frames_of_every_length_form(size):
     frame(1, b"plain", masked=False),        # unmasked
     frame(3, b"reserved"),                   # reserved opcode
     frame(1, b"short", length_form="16"),    # non-minimal length
-    frame(2, b"x" * 200, length_form="64"),
+    frame(2, b"x" * 50, length_form="64"),
+    frame(2, b"x" * 300, length_form="64"),
     frame(2, b"x" * 70000, length_form="msb"),
     frame(1, b"ok \xff bad"),                # invalid UTF-8
     frame(1, b"\xe2\x82"),                   # truncated UTF-8
@@ -215,7 +216,7 @@ def test_messages_before_a_fault_in_the_same_chunk_are_answered_first():
 @st.composite
 def client_frames(draw) -> bytes:
     size = draw(st.one_of(st.integers(0, 140), st.sampled_from(BOUNDARY_SIZES)))
-    kind = draw(st.sampled_from(["text", "text", "bytes", "invalid"]))
+    kind = draw(st.sampled_from(["text", "text", "text", "bytes", "bytes", "invalid"]))
     if kind == "bytes":
         seed = draw(st.binary(min_size=1, max_size=16))
     else:
@@ -223,7 +224,9 @@ def client_frames(draw) -> bytes:
         if kind == "invalid":
             seed += draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xe2\x82"]))
     payload = (seed * (size // len(seed) + 1))[:size]
-    if draw(st.integers(0, 9)) == 0:  # a mutated frame
+    if kind == "text":  # a character cut at the end would make it invalid
+        payload = payload.decode(errors="ignore").encode()
+    if draw(st.integers(0, 9)) == 7:  # a mutated frame (hypothesis favours 0: not 0)
         opcode = draw(st.sampled_from([0, 1, 2, 3, 7, 8, 9, 10, 11, 15]))
         if opcode >= 8:
             payload = payload[:draw(st.sampled_from([0, 1, 2, 125, 126]))]
@@ -232,7 +235,7 @@ def client_frames(draw) -> bytes:
                      key=draw(st.binary(min_size=4, max_size=4)),
                      length_form=draw(st.sampled_from(["min", "16", "64", "msb"])))
     opcode = 1 if kind != "bytes" else 2
-    fin = draw(st.integers(0, 5)) > 0
+    fin = draw(st.integers(0, 5)) != 3
     if not fin:  # a fragmented message, maybe with a ping between its frames
         rest = frame(0, payload[size // 2:], key=draw(st.binary(min_size=4, max_size=4)))
         ping = frame(9, b"hi") if draw(st.booleans()) else b""
@@ -250,7 +253,7 @@ def test_any_frames_any_chunking_same_as_wsproto(frames, cuts, limit, ping_after
     steps = feeds(stream, cuts)
     if ping_after:
         steps.insert(data.draw(st.integers(0, len(steps))), ("ping", b"srv"))
-    if data.draw(st.integers(0, 9)) == 0:
+    if data.draw(st.integers(0, 9)) == 7:
         steps.insert(data.draw(st.integers(0, len(steps))), ("close", 1001))
     if data.draw(st.booleans()):
         steps.append(("feed", frame(8, struct.pack("!H", 1000) + b"done")))
