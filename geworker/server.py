@@ -104,6 +104,8 @@ class Server:
         self.connections: dict[int, Connection] = {}
         #: Set when this worker stops: connections opened from now on drain at once.
         self.draining = False
+        #: Set by the worker: sends a broadcast to the other workers of the instance.
+        self.publish_to_workers: Callable[[Any], int] | None = None
         #: Answers HTTP requests instead of ``on_message`` (see :meth:`mount_wsgi`).
         self.http_handler: Callable[..., Any] | None = None
         for url in urls:
@@ -151,12 +153,19 @@ class Server:
 
         self.http_handler = WSGIHandler(app)
 
-    def broadcast(self, message: Any, exclude: Iterable[int] = ()) -> int:
+    def broadcast(self, message: Any, exclude: Iterable[int] = (),
+                  all_workers: bool = False) -> int:
         """Send ``message`` to every open stream connection of this worker.
 
-        Returns the number of connections it was queued for. Connections of
-        other worker processes are not reached.
+        With ``all_workers=True`` the other workers of the gunicorn instance
+        send it to their connections too (``str`` or bytes, up to 128 KiB;
+        best effort: a worker starting or stopping may miss it); ``exclude``
+        then applies to this worker's connections only.
+
+        Returns the number of connections of this worker it was queued for.
         """
+        if all_workers and self.publish_to_workers is not None:
+            self.publish_to_workers(message)
         skip = set(exclude)
         sent = 0
         for conn in list(self.connections.values()):

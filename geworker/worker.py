@@ -250,6 +250,7 @@ class Worker(base.Worker):  # type: ignore[misc]
             self.stream_servers.append(server)
         self.pools = (pool, datagram_pool)
         master.mark_serving(self.generation)
+        self._start_bus()
         self.log.info("geworker: worker %s (index %s) serving %s", self.pid, self.index,
                       " ".join(lnr.url for _, lnr in self.bindings) or "no listener")
         gevent.spawn(self._heartbeat)
@@ -331,6 +332,24 @@ class Worker(base.Worker):  # type: ignore[misc]
                 pool.kill(timeout=1)
         if self.snapshots is not None:
             self.snapshots.remove()
+
+    def _start_bus(self) -> None:
+        """Join the other workers for ``broadcast(..., all_workers=True)``."""
+        from .bus import WorkerBus
+
+        server = self.server
+        assert server is not None
+        bus = WorkerBus(self.ppid, self.generation, self.index, self.cfg.workers, self.log)
+        try:
+            bus.start(server.broadcast)
+        except OSError as exc:
+            self.log.warning("geworker: no cross-worker broadcast: %s", exc)
+            return
+
+        def publish(message: Any) -> int:
+            return bus.publish(message, {self.generation, master.reload_generation()})
+
+        server.publish_to_workers = publish
 
     def _hand_over_datagrams(self) -> None:
         """Stop reading UDP, once a worker of the new generation reads it (on reload).

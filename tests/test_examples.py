@@ -39,7 +39,7 @@ def test_udp_example(gunicorn):
 
 def test_chat_example(gunicorn):
     text, frame = free_port(), free_port()
-    gunicorn(load("chat.py", p2348=text, p2349=frame), workers=1)
+    gunicorn(load("chat.py", p2348=text, p2349=frame), workers=2)
     alice = LineClient(text)
     bob = LineClient(text)
     assert alice.recv().endswith("joined")  # bob joined

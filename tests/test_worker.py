@@ -572,3 +572,28 @@ def test_term_while_a_worker_boots_is_not_lost(gunicorn, tmp_path):
     g.signal(signal.SIGTERM)
     g.proc.wait(timeout=20)
     assert time.monotonic() - t0 < 6, "a TERM received during boot was ignored"
+
+
+BROADCAST_APP = """
+import os
+from geworker import Server
+
+server = Server(f"text://127.0.0.1:{os.environ['PORT_A']}")
+
+@server.on_message
+def on_message(conn, message):
+    if message.startswith("all "):
+        server.broadcast(message[4:], all_workers=True)
+    elif message == "pid":
+        conn.send(str(os.getpid()))
+"""
+
+
+def test_broadcast_to_all_workers(gunicorn):
+    port = free_port()
+    gunicorn(BROADCAST_APP, workers=2, env={"PORT_A": str(port)})
+    clients = [LineClient(port) for _ in range(20)]
+    pids = {c.request("pid") for c in clients}
+    assert len(pids) == 2  # connections on both workers
+    clients[0].send("all hello everyone")
+    assert [c.recv() for c in clients] == ["hello everyone"] * 20

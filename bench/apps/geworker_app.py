@@ -3,7 +3,7 @@
 * ``echo``: send every message back (text://, frame://, websocket://);
 * ``hello``: answer every HTTP request with ``hello`` (http://);
 * ``broadcast``: echo, except that the message ``broadcast`` is sent to every
-  connection of this worker with ``server.broadcast``.
+  connection of every worker with ``server.broadcast(..., all_workers=True)``.
 
 ``BENCH_YIELD=N`` (an experiment): yield to the hub every N messages per
 connection (every request for HTTP), to see what fairness between
@@ -36,7 +36,7 @@ elif KIND == "broadcast":
     @server.on_message
     def echo_or_broadcast(conn, message):
         if message in ("broadcast", b"broadcast"):
-            server.broadcast(message)
+            server.broadcast(message, all_workers=True)
         else:
             conn.send(message)
 
