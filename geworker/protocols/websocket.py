@@ -25,10 +25,11 @@ limits:
   once the connection cannot carry what was asked;
 * a fast path for the common case: complete, unfragmented, uncompressed
   text/binary frames that arrive while wsproto is between messages are
-  decoded here, and outgoing messages of an uncompressed connection are
-  framed here. Anything else (control frames, fragments, RSV bits, partial or
-  oversized frames, invalid UTF-8, any doubt) goes to wsproto, which defines
-  the behaviour; differential tests hold both paths to the same output.
+  decoded here, and outgoing messages are framed here (compressed by
+  wsproto's permessage-deflate code when negotiated). Anything else
+  (control frames, fragments, RSV bits, partial or oversized frames,
+  invalid UTF-8, any doubt) goes to wsproto, which defines the behaviour;
+  differential tests hold both paths to the same output.
 
 It imports no socket and no gevent; :mod:`geworker.websocket_connection`
 runs it on a socket.
@@ -98,6 +99,7 @@ _DEFLATE_BITS = ("server_max_window_bits", "client_max_window_bits")
 _SYNC_TAIL = b"\x00\x00\xff\xff"
 _PACK_16 = struct.Struct("!BBH").pack
 _PACK_64 = struct.Struct("!BBQ").pack
+_NO_RSV = RsvBits(False, False, False)
 
 
 def _http_response(status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> bytes:
@@ -332,7 +334,8 @@ class WebSocketProtocol(Protocol):
         self._hold_failure = False
         self.fast_path = fast_path
         self.fast_frames = 0
-        self._fast_encode = False  # set at accept: no extension to run on outgoing frames
+        self._fast_encode = False  # set at accept
+        self._deflate: _BoundedDeflate | None = None  # permessage-deflate, when negotiated
         # wsproto's frame and message decoders, to see that it is between messages.
         self._frame_decoder: Any = None
         self._message_decoder: Any = None
@@ -419,8 +422,9 @@ class WebSocketProtocol(Protocol):
         self.subprotocol = subprotocol
         self.phase = OPEN
         self._ws = WSConnection(ConnectionType.SERVER, extensions)  # type: ignore[arg-type]
-        self._fast_encode = self.fast_path and not extensions
+        self._fast_encode = self.fast_path
         if self.fast_path:
+            self._deflate = extensions[0] if extensions else None
             self._frame_decoder = self._ws._proto._frame_decoder
             self._message_decoder = self._ws._proto._message_decoder
         pending, self._pending = self._pending, b""
@@ -618,7 +622,7 @@ class WebSocketProtocol(Protocol):
         """
         ws = self._ws
         if self._fast_encode:
-            # An unmasked FIN frame, as wsproto frames it when no extension runs.
+            # An unmasked FIN frame, as wsproto frames it.
             if isinstance(message, str):
                 payload, first = message.encode(), 0x81
             elif isinstance(message, bytes):
@@ -628,6 +632,12 @@ class WebSocketProtocol(Protocol):
             else:
                 payload, first = b"", 0
             if first and ws is not None and ws.state is WSState.OPEN:
+                deflate = self._deflate
+                if deflate is not None:
+                    # wsproto's own compressor call, so its state stays wsproto's.
+                    opcode = Opcode.TEXT if first == 0x81 else Opcode.BINARY
+                    payload = deflate.frame_outbound(ws._proto, opcode, _NO_RSV, payload, True)[1]
+                    first |= 0x40  # RSV1: compressed
                 size = len(payload)
                 if size < 126:
                     return bytes((first, size)) + payload

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import struct
-import zlib
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -291,13 +290,43 @@ def test_fast_encoder_matches_wsproto_and_a_wsproto_client_reads_it(message, wra
     assert decoded_by_client(data) == [expected]
 
 
-def test_fast_encoder_is_used_only_without_compression():
-    fast = open_server(True)
-    assert fast._fast_encode
-    assert not open_server(True, deflate=True)._fast_encode
-    compressed = open_server(True, deflate=True).encode("a" * 100)
-    assert compressed[0] == 0xC1  # FIN, RSV1, TEXT: wsproto compressed it
-    assert zlib.decompressobj(-15).decompress(compressed[2:] + b"\x00\x00\xff\xff") == b"a" * 100
+DEFLATE_OFFERS = [PerMessageDeflate(), PerMessageDeflate(server_no_context_takeover=True),
+                  PerMessageDeflate(server_max_window_bits=9)]
+
+
+def deflate_pair(fast: bool, offer: PerMessageDeflate) -> tuple[WebSocketProtocol, WSConnection]:
+    """A server with permessage-deflate negotiated from ``offer``, and its wsproto client."""
+    server = WebSocketProtocol(fast_path=fast)
+    client = WSConnection(ConnectionType.CLIENT)
+    ext = PerMessageDeflate(offer.client_no_context_takeover, offer.client_max_window_bits,
+                            offer.server_no_context_takeover, offer.server_max_window_bits)
+    server.receive_data(client.send(Request(host="h", target="/", extensions=[ext])))
+    server.accept()
+    client.receive_data(server.data_to_send())
+    assert isinstance(next(client.events()), AcceptConnection)
+    return server, client
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=300), st.binary(max_size=300),
+                          st.sampled_from(BOUNDARY_SIZES).map(lambda n: "ab" * (n // 2)),
+                          st.just(("ping",))), min_size=1, max_size=10),
+       st.sampled_from(range(len(DEFLATE_OFFERS))))
+def test_compressed_frames_match_wsproto_and_a_wsproto_client_inflates_them(messages, offer):
+    fast, client = deflate_pair(True, DEFLATE_OFFERS[offer])
+    slow, _client = deflate_pair(False, DEFLATE_OFFERS[offer])
+    assert fast._deflate is not None and slow._deflate is None
+    for message in messages:
+        if message == ("ping",):  # a control frame between messages: never compressed
+            data = fast.ping(b"p")
+            assert data == slow.ping(b"p")
+            continue
+        data = fast.encode(message)
+        assert data == slow.encode(message)
+        assert data[0] & 0x40  # compressed
+        client.receive_data(data)
+        [event] = client.events()
+        assert event.data == message and event.message_finished
 
 
 def test_fast_encoder_refuses_what_wsproto_refuses():
