@@ -334,7 +334,6 @@ class WebSocketProtocol(Protocol):
         self._hold_failure = False
         self.fast_path = fast_path
         self.fast_frames = 0
-        self._fast_encode = False  # set at accept
         self._deflate: _BoundedDeflate | None = None  # permessage-deflate, when negotiated
         # wsproto's frame and message decoders, to see that it is between messages.
         self._frame_decoder: Any = None
@@ -422,7 +421,6 @@ class WebSocketProtocol(Protocol):
         self.subprotocol = subprotocol
         self.phase = OPEN
         self._ws = WSConnection(ConnectionType.SERVER, extensions)  # type: ignore[arg-type]
-        self._fast_encode = self.fast_path
         if self.fast_path:
             self._deflate = extensions[0] if extensions else None
             self._frame_decoder = self._ws._proto._frame_decoder
@@ -621,7 +619,7 @@ class WebSocketProtocol(Protocol):
             LocalProtocolError: for any other type.
         """
         ws = self._ws
-        if self._fast_encode:
+        if self.fast_path:
             # An unmasked FIN frame, as wsproto frames it.
             if isinstance(message, str):
                 payload, first = message.encode(), 0x81

@@ -38,16 +38,21 @@ def open_server(fast: bool, deflate: bool = False, **kwargs) -> WebSocketProtoco
     return server
 
 
-def deflate_client() -> WSConnection:
-    """A wsproto client with permessage-deflate, negotiated as ``open_server`` negotiates it."""
+DEFLATE_OFFERS = [PerMessageDeflate(), PerMessageDeflate(server_no_context_takeover=True),
+                  PerMessageDeflate(server_max_window_bits=9)]
+
+
+def deflate_pair(fast: bool, offer: PerMessageDeflate) -> tuple[WebSocketProtocol, WSConnection]:
+    """A server with permessage-deflate negotiated from ``offer``, and its wsproto client."""
+    server = WebSocketProtocol(fast_path=fast)
     client = WSConnection(ConnectionType.CLIENT)
-    server = WebSocketProtocol()
-    server.receive_data(client.send(Request(host="h", target="/",
-                                            extensions=[PerMessageDeflate()])))
+    ext = PerMessageDeflate(offer.client_no_context_takeover, offer.client_max_window_bits,
+                            offer.server_no_context_takeover, offer.server_max_window_bits)
+    server.receive_data(client.send(Request(host="h", target="/", extensions=[ext])))
     server.accept()
     client.receive_data(server.data_to_send())
     assert isinstance(next(client.events()), AcceptConnection)
-    return client
+    return server, client
 
 
 def frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, masked: bool = True,
@@ -182,7 +187,7 @@ def test_after_a_server_close_frames_go_to_wsproto():
 
 
 def test_compressed_connection_fast_path_only_for_uncompressed_frames():
-    client = deflate_client()
+    _server, client = deflate_pair(False, PerMessageDeflate())
     compressed = client.send(TextMessage(data="squeeze " * 20))
     assert compressed[0] & 0x40  # RSV1: this frame is compressed
     steps = [("feed", frame(1, b"plain") + compressed + frame(2, b"raw"))]
@@ -288,23 +293,6 @@ def test_fast_encoder_matches_wsproto_and_a_wsproto_client_reads_it(message, wra
     assert data == slow.encode(message)
     expected = message if isinstance(message, str) else bytes(message)
     assert decoded_by_client(data) == [expected]
-
-
-DEFLATE_OFFERS = [PerMessageDeflate(), PerMessageDeflate(server_no_context_takeover=True),
-                  PerMessageDeflate(server_max_window_bits=9)]
-
-
-def deflate_pair(fast: bool, offer: PerMessageDeflate) -> tuple[WebSocketProtocol, WSConnection]:
-    """A server with permessage-deflate negotiated from ``offer``, and its wsproto client."""
-    server = WebSocketProtocol(fast_path=fast)
-    client = WSConnection(ConnectionType.CLIENT)
-    ext = PerMessageDeflate(offer.client_no_context_takeover, offer.client_max_window_bits,
-                            offer.server_no_context_takeover, offer.server_max_window_bits)
-    server.receive_data(client.send(Request(host="h", target="/", extensions=[ext])))
-    server.accept()
-    client.receive_data(server.data_to_send())
-    assert isinstance(next(client.events()), AcceptConnection)
-    return server, client
 
 
 @settings(max_examples=100, deadline=None)
