@@ -104,6 +104,7 @@ class Connection:
         "_close_timer",
         "_cork",
         "_draining",
+        "_in_recv",
         "_queue",
         "_queued",
         "_raw",
@@ -153,6 +154,7 @@ class Connection:
         self._draining = False
         self._close_timer: Any = None
         self._cork: list[bytes] | None = None
+        self._in_recv = False  # blocked in the read loop's recv (or its wait)
         self._callbacks = server.callbacks
 
     # -- public API -----------------------------------------------------
@@ -316,20 +318,25 @@ class Connection:
         """Read, feed the protocol, dispatch the messages, until the socket closes."""
         protocol = self.protocol
         recv = self.socket.recv
-        self.socket.settimeout(self.listener.options.idle_timeout)
+        self._prepare_reading()
         loop = gevent.get_hub().loop
         iteration, batches = -1, 0
         while True:
             if self._resume is not None:
                 self._resume.wait()
+            self._in_recv = True
             try:
+                if not self._before_recv():
+                    return
                 data = recv(RECV_SIZE)
             except TimeoutError:
+                self._in_recv = False
                 if self._idle_timed_out():
                     continue
                 return
             except OSError:
                 return
+            self._in_recv = False
             if not data:
                 return
             if self.state is not OPEN:
@@ -345,15 +352,8 @@ class Connection:
             out = protocol.data_to_send()
             if out:
                 self.send_raw(out)
-            if messages:
-                if len(messages) > 1:
-                    self._cork = []  # one write for the answers of a pipelined batch
-                handled = self._dispatch(messages)
-                if self._cork is not None:
-                    self._uncork()
-                    self._cork = None
-                if not handled:
-                    return
+            if messages and not self._handle(messages):
+                return
             if loop.iteration == iteration:
                 batches += 1
                 if batches == FAIR_BATCHES:
@@ -364,6 +364,24 @@ class Connection:
             else:
                 iteration, batches = loop.iteration, 0
             self._batch_done()
+
+    def _prepare_reading(self) -> None:
+        """Before the first read (subclasses set up their own timeouts)."""
+        self.socket.settimeout(self.listener.options.idle_timeout)
+
+    def _before_recv(self) -> bool:
+        """Before each read; False ends the loop. May wait (``_in_recv`` is set)."""
+        return True
+
+    def _handle(self, messages: list[Any]) -> bool:
+        """Dispatch one received batch, its answers written in one piece; False ends."""
+        if len(messages) > 1:
+            self._cork = []
+        handled = self._dispatch(messages)
+        if self._cork is not None:
+            self._uncork()
+            self._cork = None
+        return handled
 
     def _idle_timed_out(self) -> bool:
         """``idle_timeout`` passed with nothing received; True keeps reading."""

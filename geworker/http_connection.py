@@ -69,7 +69,7 @@ class HttpConnection(Connection):
             last one, between requests).
     """
 
-    __slots__ = ("_access", "_ctype", "_deadline", "_greenlet", "_handler", "_reading",
+    __slots__ = ("_access", "_ctype", "_cycle", "_deadline", "_greenlet", "_handler", "_read_event",
                  "_response", "_sent", "_started", "_started_at", "_status", "_stream_open",
                  "_timer", "request")
 
@@ -90,7 +90,8 @@ class HttpConnection(Connection):
         self._deadline: float | None = None  # when the current phase times out
         self._timer: Any = None
         self._greenlet: Any = None
-        self._reading = False  # blocked in recv: the deadline timer may interrupt it
+        self._read_event: Any = None
+        self._cycle: tuple[int, Any] = (0, IDLE)
         self._handler = getattr(server, "http_handler", None) or self._callbacks.get("on_message")
         # gunicorn's Logger says whether access logging is configured at all.
         self._access = bool(getattr(self.log, "access_log_enabled", False))
@@ -260,96 +261,81 @@ class HttpConnection(Connection):
     # -- the transport loop ---------------------------------------------------
 
     def _serve(self) -> None:
-        on_connect = self._callbacks.get("on_connect")
-        if on_connect is not None and not self._run_callback(on_connect, self):
-            return
-        if self.server.draining:
-            self.drain()
-        protocol = self.protocol
-        sock = self.socket
-        recv = sock.recv
-        options = self.listener.options
-        head_timeout = options.http_head_timeout
-        body_timeout = options.http_body_timeout
-        idle_timeout = options.http_keepalive_timeout
+        try:
+            super()._serve()
+        finally:
+            self._disarm()
+
+    def _prepare_reading(self) -> None:
         # Timeouts: one lazily re-armed timer per connection instead of a
         # timeout on every blocking recv (gevent allocates a timer for each).
+        sock = self.socket
         sock.settimeout(None)
         self._greenlet = gevent.getcurrent()
         # Plain gevent sockets only: TLS may hold decrypted bytes the fd does not show.
-        read_event = (getattr(sock, "_read_event", None)
-                      if type(sock) is gevent.socket.socket else None)
-        hub_wait = gevent.get_hub().wait
+        self._read_event = (getattr(sock, "_read_event", None)
+                            if type(sock) is gevent.socket.socket else None)
         # The first head must arrive within head_timeout of the accept.
-        self._deadline = _monotonic() + head_timeout
-        cycle: tuple[int, Any] = (0, IDLE)
+        self._deadline = _monotonic() + self.listener.options.http_head_timeout
+        self._cycle = (0, IDLE)
+
+    def _before_recv(self) -> bool:
+        """Follow the request cycle's deadline; wait for the next request once answered."""
+        protocol = self.protocol
+        phase = protocol.phase
+        cycle = self._cycle
+        if phase is not cycle[1] or protocol.requests != cycle[0]:
+            if not (phase is HEAD and cycle == (0, IDLE)):
+                options = self.listener.options
+                if phase is IDLE:
+                    self._deadline = _monotonic() + options.http_keepalive_timeout
+                elif phase is HEAD:
+                    self._deadline = _monotonic() + options.http_head_timeout
+                elif phase is BODY:
+                    self._deadline = _monotonic() + options.http_body_timeout
+                else:
+                    self._deadline = None
+            cycle = self._cycle = (protocol.requests, phase)
+        deadline = self._deadline
+        if deadline is not None and self._timer is None:
+            remaining = deadline - _monotonic()
+            if remaining <= 0:
+                if self.state is OPEN:
+                    self._timed_out(phase)
+                return False
+            self._arm(remaining)
+        if self._read_event is not None and phase is IDLE and cycle[0]:
+            # Answered, nothing buffered: the next request is not here yet.
+            # Waiting first spares gevent's recv a failed read and its exception.
+            gevent.get_hub().wait(self._read_event)
+        return True
+
+    def _idle_timed_out(self) -> bool:
+        if self.state is OPEN:
+            self._timed_out(self.protocol.phase)
+        return False
+
+    def _handle(self, messages: list[Any]) -> bool:
+        """Answer each complete request, then the ones pipelined behind it."""
+        protocol = self.protocol
         try:
-            while True:
-                if self._resume is not None:
-                    self._resume.wait()
-                phase = protocol.phase
-                if phase is not cycle[1] or protocol.requests != cycle[0]:
-                    if not (phase is HEAD and cycle == (0, IDLE)):
-                        if phase is IDLE:
-                            self._deadline = _monotonic() + idle_timeout
-                        elif phase is HEAD:
-                            self._deadline = _monotonic() + head_timeout
-                        elif phase is BODY:
-                            self._deadline = _monotonic() + body_timeout
-                        else:
-                            self._deadline = None
-                    cycle = (protocol.requests, phase)
-                deadline = self._deadline
-                if deadline is not None and self._timer is None:
-                    remaining = deadline - _monotonic()
-                    if remaining <= 0:
-                        if self.state is OPEN:
-                            self._timed_out(phase)
-                        return
-                    self._arm(remaining)
-                self._reading = True
-                try:
-                    if read_event is not None and phase is IDLE and cycle[0]:
-                        # Answered, nothing buffered: the next request is not here yet.
-                        # Waiting first spares gevent's recv a failed read and its exception.
-                        hub_wait(read_event)
-                    data = recv(RECV_SIZE)
-                except TimeoutError:
-                    if self.state is OPEN:
-                        self._timed_out(phase)
-                    return
-                except OSError:
-                    return
-                finally:
-                    self._reading = False
-                if not data:
-                    return
-                if self.state is not OPEN:
-                    continue  # closing: discard input until the socket is shut
-                size = len(data)
-                self.bytes_read += size
-                counters.bytes_in += size
-                try:
-                    messages = protocol.receive_data(data)
-                    out = protocol.data_to_send()
-                    if out:
-                        self.send_raw(out)
-                    while messages:
-                        if not self._dispatch(messages):
-                            return
-                        if self.state is not OPEN or self._stream_open:
-                            break
-                        messages = protocol.next_cycle()
-                        out = protocol.data_to_send()
-                        if out:
-                            self.send_raw(out)
-                except RemoteProtocolError as exc:
-                    self._reject(exc)
-                    return
-                if self._draining and self.state is OPEN and protocol.phase is IDLE:
-                    self._go_away()
-        finally:
-            self._disarm()
+            while messages:
+                if not self._dispatch(messages):
+                    return False
+                if self.state is not OPEN or self._stream_open:
+                    break
+                messages = protocol.next_cycle()
+                out = protocol.data_to_send()
+                if out:
+                    self.send_raw(out)
+        except RemoteProtocolError as exc:
+            self._reject(exc)
+            return False
+        return True
+
+    def _batch_done(self) -> None:
+        if self._draining and self.state is OPEN and self.protocol.phase is IDLE:
+            self._go_away()
 
     def _arm(self, delay: float) -> None:
         timer = self._timer = gevent.get_hub().loop.timer(delay)
@@ -372,7 +358,7 @@ class HttpConnection(Connection):
         remaining = deadline - _monotonic()
         if remaining > 0:
             self._arm(remaining)
-        elif self._reading and self._greenlet is not None:
+        elif self._in_recv and self._greenlet is not None:
             self._greenlet.throw(TimeoutError("timed out"))
         # else: not blocked in recv; the loop sees the deadline passed before its next read
 

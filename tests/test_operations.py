@@ -228,21 +228,20 @@ def test_reload_under_load_has_zero_errors(instances):
     assert summary["exits"] == {"normal": 6}
 
 
-def _all_kinds(inst) -> list:
+def _all_kinds_under_load(instances, hups: int, resize: bool) -> dict:
+    """Start 2 workers, then HUP/resize them under every client kind at once."""
+    inst = instances(port=free_port(), env={
+        "UDP_PORT": str(free_port(socket.SOCK_DGRAM)), "HTTP_PORT": str(free_port()),
+        "WS_PORT": str(free_port())})
+    assert inst.start("-w", "2").returncode == 0, inst.log()
     env = inst.env
-    return [*_text_and_udp(inst), (http_keepalive, int(env["HTTP_PORT"]), 3),
-            (websocket_echo, int(env["WS_PORT"]), 3)]
-
-
-def _all_kinds_env() -> dict[str, str]:
-    return {"UDP_PORT": str(free_port(socket.SOCK_DGRAM)), "HTTP_PORT": str(free_port()),
-            "WS_PORT": str(free_port())}
+    clients = [*_text_and_udp(inst), (http_keepalive, int(env["HTTP_PORT"]), 3),
+               (websocket_echo, int(env["WS_PORT"]), 3)]
+    return hup_under_load(inst, hups=hups, resize=resize, clients=clients)
 
 
 def test_reload_under_load_all_protocols(instances):
-    inst = instances(port=free_port(), env=_all_kinds_env())
-    assert inst.start("-w", "2").returncode == 0, inst.log()
-    summary = hup_under_load(inst, hups=2, clients=_all_kinds(inst))
+    summary = _all_kinds_under_load(instances, hups=2, resize=False)
     print(f"\n2 HUPs under text, UDP, HTTP keep-alive and WebSocket load: {summary}")
     assert summary["errors"] == 0, summary
     assert summary["ok"]["http"] > 100 and summary["ok"]["websocket"] > 100
@@ -252,9 +251,7 @@ def test_reload_under_load_all_protocols(instances):
 
 
 def test_resize_under_load_has_zero_errors(instances):
-    inst = instances(port=free_port(), env=_all_kinds_env())
-    assert inst.start("-w", "2").returncode == 0, inst.log()
-    summary = hup_under_load(inst, hups=0, resize=True, clients=_all_kinds(inst))
+    summary = _all_kinds_under_load(instances, hups=0, resize=True)
     print(f"\nTTIN/TTOU under text, UDP, HTTP and WebSocket load: {summary}")
     assert summary["errors"] == 0, summary
     assert summary["exits"] == {"normal": 2}
@@ -262,8 +259,6 @@ def test_resize_under_load_has_zero_errors(instances):
 
 @pytest.mark.skipif(not os.environ.get("GEWORKER_LONG_LOAD"), reason="long run, on demand")
 def test_long_five_hups_and_resize_under_load(instances):
-    inst = instances(port=free_port(), env=_all_kinds_env())
-    assert inst.start("-w", "2").returncode == 0, inst.log()
-    summary = hup_under_load(inst, hups=5, resize=True, clients=_all_kinds(inst))
+    summary = _all_kinds_under_load(instances, hups=5, resize=True)
     print(f"\n5 HUPs + TTIN/TTOU under text, UDP, HTTP and WebSocket load: {summary}")
     assert summary["errors"] == 0, summary
