@@ -530,11 +530,15 @@ class Connection:
             return False
 
     def _callback_failed(self, name: str, exc: Exception) -> None:
+        self._report_failure(name, exc)
+        self.close()
+
+    def _report_failure(self, name: str, exc: Exception) -> None:
+        """Count, log with the traceback, and hand to ``on_error`` a callback's exception."""
         counters.errors["callback"] += 1
         self.log.exception("geworker: %s raised on connection #%s from %s; closing it",
                            name, self.id, self.remote_address)
         self._report(exc)
-        self.close()
 
     def _report(self, exc: Exception) -> None:
         on_error = self._callbacks.get("on_error")

@@ -416,11 +416,8 @@ class HttpConnection(Connection):
         return False
 
     def _callback_failed(self, name: str, exc: Exception) -> None:
-        """A callback raised: log it, answer 500 if nothing was sent yet, close."""
-        counters.errors["callback"] += 1
-        self.log.exception("geworker: %s raised on connection #%s from %s; closing it",
-                           name, self.id, self.remote_address)
-        self._report(exc)
+        """A callback raised: log and report it, answer 500 if nothing was sent yet, close."""
+        self._report_failure(name, exc)
         if not self._started and self.state is OPEN and self.request is not None:
             self._answer_500()
         self.close()
