@@ -234,6 +234,9 @@ def _settled_rss(rs: RunningServer, timeout: float = 10.0) -> int:
     return last
 
 
+IDLE_FOR = 5.0  # seconds the connections stay silent before the memory is read
+
+
 def run_idle(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sample:
     """Open many idle connections (after the WebSocket handshake for idlews): RSS delta / conn."""
     workers = procstat.worker_sockets(rs.sid)
@@ -248,6 +251,9 @@ def run_idle(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sampl
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and sum(_balance(rs, workers)) < connected:
             time.sleep(0.2)
+        # Idle means idle for a while: geworker parks connections silent for 1 s
+        # (2,000 a second per worker).
+        time.sleep(IDLE_FOR)
         rss1 = _settled_rss(rs)
         balance = _balance(rs, workers)
     finally:

@@ -23,6 +23,7 @@ __all__ = ["Balancer"]
 
 TOLERANCE = 1.1  # a worker may hold 10% (plus one connection) above an even share
 RETRY = 0.005  # seconds between accept attempts of a worker over its share
+LIMIT_RETRY = 0.05  # seconds between accept attempts at the worker_connections limit
 MAX_WAIT = 0.05  # accept anyway when the others have not taken the backlog by then
 PUBLISH_EVERY = 0.1  # seconds between publications of the count (it also drops on closes)
 
@@ -76,16 +77,20 @@ class Balancer:
             self._waiting_since = now
         return now - self._waiting_since < MAX_WAIT
 
-    def gate(self, server: Any, pool_full: Callable[[], bool]) -> Callable[[], bool]:
-        """A replacement for gevent's ``server.full``: also "full" while over share.
+    def gate(self, server: Any, at_limit: Callable[[], bool]) -> Callable[[], bool]:
+        """A replacement for gevent's ``server.full``: "full" at the connection
+        limit and while over share.
 
-        gevent stops accepting when ``full()`` is true and restarts when the
-        pool frees a slot; a short timer restarts it after a back-off.
+        gevent stops accepting when ``full()`` is true; a timer restarts it
+        after a back-off (short when over share, longer at the limit).
         """
         retry = server.loop.timer(RETRY)
+        retry_at_limit = server.loop.timer(LIMIT_RETRY)
 
         def full() -> bool:
-            if pool_full():
+            if at_limit():
+                if not retry_at_limit.active:
+                    retry_at_limit.start(server._start_accepting_if_started)
                 return True
             if self.active and self.over_share():
                 if not retry.active:

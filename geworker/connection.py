@@ -12,6 +12,14 @@ loop is never held up by one slow client), writes keep their order, and two
 greenlets never wait on the same socket (gevent forbids that). The queue is
 bounded by ``max_send_buffer_size``, as in Workerman: past it ``send`` drops
 the message, returns False and reports :class:`SendBufferFull`.
+
+A greenlet waiting in ``recv`` costs about 8 KB. A connection silent for
+``park_after`` seconds therefore *parks*: the worker's sweep (see
+:func:`park_idle`) ends its greenlet and leaves a libev read watcher on the
+socket; the first readable byte (or EOF, or ``idle_timeout``) starts a new
+greenlet that carries on the same read loop. A new connection with nothing
+to read yet parks as soon as ``on_connect`` (and any handshake) is done.
+Callbacks never notice.
 """
 
 from __future__ import annotations
@@ -43,6 +51,13 @@ FAIR_BATCHES = 8
 #: Seconds a draining worker waits for the first message of a brand-new connection.
 FIRST_MESSAGE_GRACE = 1.0
 _ids = itertools.count(1)
+#: Connections of this process that have a greenlet: what :func:`park_idle` looks at.
+_awake: dict[int, Connection] = {}
+
+
+class _Parked(BaseException):
+    """Thrown into a connection's greenlet waiting in ``recv``: end the greenlet, keep
+    the connection (a BaseException, so that no ``except Exception`` stops it)."""
 
 
 class _TLSSender:
@@ -104,10 +119,15 @@ class Connection:
         "_close_timer",
         "_cork",
         "_draining",
+        "_idle_mark",
+        "_idle_since",
         "_in_recv",
+        "_park_timer",
+        "_parked",
         "_queue",
         "_queued",
         "_raw",
+        "_reader",
         "_resume",
         "_writer",
         "bytes_read",
@@ -155,6 +175,11 @@ class Connection:
         self._close_timer: Any = None
         self._cork: list[bytes] | None = None
         self._in_recv = False  # blocked in the read loop's recv (or its wait)
+        self._reader: Any = None  # the greenlet serving it (None while parked)
+        self._parked = False
+        self._park_timer: Any = None
+        self._idle_mark = -1  # bytes_read when a sweep first saw it waiting
+        self._idle_since = 0.0
         self._callbacks = server.callbacks
 
     # -- public API -----------------------------------------------------
@@ -261,6 +286,11 @@ class Connection:
         """True while ``on_message`` runs for this connection."""
         return self._busy
 
+    @property
+    def is_parked(self) -> bool:
+        """True while it waits for input without a greenlet (see ``park_after``)."""
+        return self._parked
+
     def drain(self) -> None:
         """Close once idle: now if no message is in progress, else after it.
 
@@ -287,22 +317,51 @@ class Connection:
         listed in ``server.connections``.
         """
         self.server.connections.pop(self.id, None)
+        _awake.pop(self.id, None)
         counters.connections_accepted -= 1
         self.state = CLOSED
 
     # -- the transport loop --------------------------------------------
 
     def serve(self) -> None:
-        """Run the connection until it closes; ``on_close`` runs exactly once at the end."""
-        self.server.connections[self.id] = self
+        """Run the connection until it closes or parks; ``on_close`` runs exactly once."""
+        self.server.connections[self.id] = _awake[self.id] = self
         counters.connections_accepted += 1
-        try:
-            self._serve()
-        finally:
+        self._run(self._serve)
+
+    def abort(self) -> None:
+        """End a parked connection now (its socket closes, ``on_close`` runs here).
+
+        The worker calls this for what is left when ``graceful_timeout`` ends;
+        connections with a greenlet end when it is killed.
+        """
+        if self._parked:
+            self._unwatch()
             self._finish()
+
+    def _run(self, part: Any) -> None:
+        """Run ``part`` of the connection's life in this greenlet; unless it parks, finish."""
+        self._reader = gevent.getcurrent()
+        parked = False
+        try:
+            part()
+        except _Parked:
+            parked = True
+        finally:
+            self._reader = None
+            if not parked:
+                self._finish()
+        if parked:
+            self._watch()
 
     def _serve(self) -> None:
         if self._start():
+            if self._nothing_to_read():
+                # A new connection that has sent nothing yet parks at once: idle
+                # clients then never hold a greenlet, not even for park_after.
+                self._prepare_reading()  # (sets the idle_timeout the parked wait keeps)
+                self._idle_since = time.monotonic()
+                raise _Parked
             self._read_loop()
 
     def _start(self) -> bool:
@@ -388,6 +447,80 @@ class Connection:
         self._log_close("closed after idle_timeout", "idle_timeout")
         return False
 
+    # -- parking ----------------------------------------------------------
+
+    def _sweep(self, now: float) -> bool:
+        """Called by :func:`park_idle` in the hub: park if silent for ``park_after``."""
+        if not self._in_recv or self._parked:
+            return False
+        if self.bytes_read != self._idle_mark:
+            self._idle_mark, self._idle_since = self.bytes_read, now
+            return False
+        after = self.listener.options.park_after
+        if after is None or now - self._idle_since < after or not self._can_park():
+            return False
+        sock: Any = self.socket
+        if not sock._read_event.active:
+            return False  # waiting for something else than input (a TLS write)
+        self._reader.throw(_Parked)  # it unwinds, runs _watch and ends; then we are back
+        return True
+
+    def _can_park(self) -> bool:
+        """Only a plain wait for input parks: nothing in progress, queued or buffered."""
+        sock = self.socket
+        return (self.state is OPEN and self._resume is None and self._writer is None
+                and not self._busy and not self._draining and self._reader is not None
+                and hasattr(sock, "_read_event") and not self.protocol.has_partial_message
+                and not (hasattr(sock, "pending") and sock.pending()))
+
+    def _nothing_to_read(self) -> bool:
+        """True when the first read would wait and the connection may park instead."""
+        if self.listener.options.park_after is None or not self._can_park():
+            return False
+        sock: Any = self.socket
+        try:
+            sock._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        except OSError:
+            pass  # the read loop sees the error
+        return False  # data or EOF: read it now
+
+    def _watch(self) -> None:
+        """Parked: wait for input (or ``idle_timeout``) on the socket's own read watcher."""
+        self._parked = True
+        self._in_recv = False
+        del _awake[self.id]
+        counters.connections_parked += 1
+        sock: Any = self.socket
+        sock._read_event.start(self._unpark, False)
+        timeout = sock.gettimeout()
+        if timeout is not None:
+            left = max(0.0, timeout - (time.monotonic() - self._idle_since))
+            self._park_timer = gevent.get_hub().loop.timer(left)
+            self._park_timer.start(self._unpark, True)
+
+    def _unwatch(self) -> None:
+        self._parked = False
+        counters.connections_parked -= 1
+        sock: Any = self.socket
+        sock._read_event.stop()
+        if self._park_timer is not None:
+            self._park_timer.close()
+            self._park_timer = None
+
+    def _unpark(self, timed_out: bool) -> None:
+        """In the hub: input arrived (or ``idle_timeout`` passed): serve in a new greenlet."""
+        self._unwatch()
+        _awake[self.id] = self
+        self._idle_mark = -1
+        spawn = self.server.spawn or gevent.spawn
+        spawn(self._run, self._idle_then_read if timed_out else self._read_loop)
+
+    def _idle_then_read(self) -> None:
+        if self._idle_timed_out():
+            self._read_loop()
+
     def _batch_done(self) -> None:
         """After each received chunk: close if the protocol is done, or drain."""
         if self.protocol.closed:
@@ -432,6 +565,7 @@ class Connection:
             self._close_timer.close()
         self.state = CLOSED
         self.server.connections.pop(self.id, None)
+        _awake.pop(self.id, None)
         counters.connections_closed += 1
         with contextlib.suppress(OSError):
             self.socket.close()
@@ -551,3 +685,19 @@ class Connection:
     def __repr__(self) -> str:
         return (f"<geworker.Connection #{self.id} {self.listener.url} "
                 f"from {self.remote_address} {self.state.value}>")
+
+
+def park_idle(limit: int) -> int:
+    """Park up to ``limit`` connections silent for their ``park_after``; returns how many.
+
+    Must run in the hub (a loop timer's callback): throwing into a waiting
+    greenlet from there returns as soon as that greenlet has ended.
+    """
+    now = time.monotonic()
+    parked = 0
+    for conn in list(_awake.values()):
+        if conn._sweep(now):
+            parked += 1
+            if parked == limit:
+                break
+    return parked

@@ -69,7 +69,7 @@ class HttpConnection(Connection):
             last one, between requests).
     """
 
-    __slots__ = ("_access", "_ctype", "_cycle", "_deadline", "_greenlet", "_handler", "_read_event",
+    __slots__ = ("_access", "_ctype", "_cycle", "_deadline", "_handler", "_read_event",
                  "_response", "_sent", "_started", "_started_at", "_status", "_stream_open",
                  "_timer", "request")
 
@@ -89,7 +89,6 @@ class HttpConnection(Connection):
         self._started_at = 0.0
         self._deadline: float | None = None  # when the current phase times out
         self._timer: Any = None
-        self._greenlet: Any = None
         self._read_event: Any = None
         self._cycle: tuple[int, Any] = (0, IDLE)
         self._handler = getattr(server, "http_handler", None) or self._callbacks.get("on_message")
@@ -271,13 +270,15 @@ class HttpConnection(Connection):
         # timeout on every blocking recv (gevent allocates a timer for each).
         sock = self.socket
         sock.settimeout(None)
-        self._greenlet = gevent.getcurrent()
         # Plain gevent sockets only: TLS may hold decrypted bytes the fd does not show.
         self._read_event = (getattr(sock, "_read_event", None)
                             if type(sock) is gevent.socket.socket else None)
         # The first head must arrive within head_timeout of the accept.
         self._deadline = _monotonic() + self.listener.options.http_head_timeout
         self._cycle = (0, IDLE)
+
+    def _can_park(self) -> bool:
+        return False  # its deadlines run on the connection's own timer and greenlet
 
     def _before_recv(self) -> bool:
         """Follow the request cycle's deadline; wait for the next request once answered."""
@@ -358,8 +359,8 @@ class HttpConnection(Connection):
         remaining = deadline - _monotonic()
         if remaining > 0:
             self._arm(remaining)
-        elif self._in_recv and self._greenlet is not None:
-            self._greenlet.throw(TimeoutError("timed out"))
+        elif self._in_recv and self._reader is not None:
+            self._reader.throw(TimeoutError("timed out"))
         # else: not blocked in recv; the loop sees the deadline passed before its next read
 
     def _dispatch(self, messages: list[Any]) -> bool:

@@ -106,6 +106,8 @@ class Server:
         self.draining = False
         #: Set by the worker: sends a broadcast to the other workers of the instance.
         self.publish_to_workers: Callable[[Any], int] | None = None
+        #: Set by the worker: starts a connection's greenlet (None: ``gevent.spawn``).
+        self.spawn: Callable[..., Any] | None = None
         #: Answers HTTP requests instead of ``on_message`` (see :meth:`mount_wsgi`).
         self.http_handler: Callable[..., Any] | None = None
         for url in urls:

@@ -45,6 +45,13 @@ class Options:
         "Any received byte resets the clock.",
         default=None,
     )
+    park_after: float | None = _doc(
+        "Seconds a connection may wait for input before it gives up its greenlet "
+        "(about 8 KB of memory) until its next byte arrives; callbacks see no "
+        "difference. None keeps a greenlet per connection. HTTP keep-alive "
+        "connections are never parked.",
+        default=1.0,
+    )
     ssl_context: ssl.SSLContext | None = _doc(
         "TLS for this listener (https://, wss://, <protocol>+tls://). None: use "
         "gunicorn's certfile/keyfile settings.",
@@ -131,6 +138,8 @@ class Options:
             raise ConfigurationError("max_send_buffer_size must be at least 1 byte")
         if self.idle_timeout is not None and self.idle_timeout <= 0:
             raise ConfigurationError("idle_timeout must be positive or None")
+        if self.park_after is not None and self.park_after < 0:
+            raise ConfigurationError("park_after must not be negative, or None")
         if self.tls_handshake_timeout <= 0:
             raise ConfigurationError("tls_handshake_timeout must be positive")
         if self.ssl_context is not None and not isinstance(self.ssl_context, ssl.SSLContext):

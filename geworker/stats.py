@@ -25,6 +25,8 @@ class WorkerCounters:
     bytes_out: int = 0
     send_failures: int = 0
     datagrams_in: int = 0
+    #: A gauge, not a count: connections now waiting for input without a greenlet.
+    connections_parked: int = 0
     errors: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:

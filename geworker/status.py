@@ -378,6 +378,7 @@ def describe_connection(conn: Any, pid: int, now: float) -> dict[str, Any]:
         "bytes_written": getattr(conn, "bytes_written", 0),
         "send_queue": getattr(conn, "send_queue_size", 0),
         "state": getattr(state, "value", str(state)),
+        "parked": bool(getattr(conn, "is_parked", False)),
         "age": round(now - getattr(conn, "created", now), 3),
     }
 

@@ -36,6 +36,10 @@ from .stats import counters
 
 __all__ = ["Worker"]
 
+PARK_SWEEP = 0.25  # seconds between sweeps for connections to park
+PARK_LIMIT = 500  # connections parked per sweep at most (each holds the hub ~25 us)
+TRIM_AFTER = 1000  # once a wave of this many has parked, give the freed memory back
+
 
 def _calling_config() -> Any:
     """The gunicorn ``Config`` whose ``worker_class`` property is calling ``setup()``.
@@ -220,13 +224,15 @@ class Worker(base.Worker):  # type: ignore[misc]
     def run(self) -> None:
         """Serve every listener until told to stop, then drain."""
         import gevent
-        from gevent.pool import Pool
+        from gevent.pool import Group, Pool
         from gevent.server import StreamServer
 
         from .datagram import DatagramListener
 
         assert self.server is not None
-        pool = Pool(self.worker_connections)
+        # Every greenlet serving a stream connection; parked connections have none.
+        self.connection_greenlets = greenlets = Group()
+        self.server.spawn = greenlets.spawn
         self.balancer = Balancer(master.shared_memory(), self.index, self.cfg.workers,
                                  self.server.connections)
         self.balancer.start(gevent.get_hub().loop)
@@ -242,13 +248,15 @@ class Worker(base.Worker):  # type: ignore[misc]
             sock.setblocking(False)
             context = self._tls_context(listener)
             server = StreamServer(sock, handle=partial(self._handle, listener, context),
-                                  spawn=pool)
+                                  spawn=greenlets.spawn)
+            server.do_close = _keep_socket_open
             if self.cfg.workers > 1:
                 server.max_accept = 1
-                server.full = self.balancer.gate(server, pool.full)
+            server.full = self.balancer.gate(server, self._at_connection_limit)
             server.start()
             self.stream_servers.append(server)
-        self.pools = (pool, datagram_pool)
+        self.datagram_pool = datagram_pool
+        self._start_parking()
         master.mark_serving(self.generation)
         self._start_bus()
         self.log.info("geworker: worker %s (index %s) serving %s", self.pid, self.index,
@@ -267,18 +275,48 @@ class Worker(base.Worker):  # type: ignore[misc]
 
         return ssl_context(self.cfg)
 
+    def _at_connection_limit(self) -> bool:
+        """``worker_connections`` reached: greenlets (handshakes included) plus parked."""
+        return (len(self.connection_greenlets) + counters.connections_parked
+                >= self.worker_connections)
+
     def _handle(self, listener: Listener, context: Any, sock: Any, address: Any) -> None:
         from .connection import Connection
 
-        if listener.transport == "tcp":
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if context is not None:
-            sock = tls_handshake(sock, address, listener, context, self.log)
-            if sock is None:
-                return
-        assert self.server is not None
-        connection_class = listener.protocol.connection_class or Connection
-        connection_class(sock, address, listener, self.server, self.log).serve()
+        try:
+            if listener.transport == "tcp":
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if context is not None:
+                sock = tls_handshake(sock, address, listener, context, self.log)
+                if sock is None:
+                    return
+            assert self.server is not None
+            connection_class = listener.protocol.connection_class or Connection
+            conn = connection_class(sock, address, listener, self.server, self.log)
+        except BaseException:
+            sock.close()
+            raise
+        conn.serve()  # closes the socket when the connection ends (not when it parks)
+
+    def _start_parking(self) -> None:
+        """Sweep for silent connections to park (see ``geworker.connection``)."""
+        import gevent
+
+        from .connection import park_idle
+
+        wave = 0  # parked since the last sweep that parked nothing
+
+        def sweep() -> None:
+            nonlocal wave
+            parked = park_idle(PARK_LIMIT)
+            wave += parked
+            if not parked:
+                if wave >= TRIM_AFTER:
+                    release_free_memory()
+                wave = 0
+
+        self._parker = gevent.get_hub().loop.timer(PARK_SWEEP, PARK_SWEEP)
+        self._parker.start(sweep)
 
     def _heartbeat(self) -> None:
         import gevent
@@ -311,25 +349,29 @@ class Worker(base.Worker):  # type: ignore[misc]
             self._call_hook("on_worker_reload")
         self._call_hook("on_worker_stop")
         timers.cancel_all()
-        connections = list(self.server.connections.values())
-        pools = self.pools
+        self._parker.stop()
+        connections = self.server.connections
+        greenlets, datagram_pool = self.connection_greenlets, self.datagram_pool
         if not self.quick_exit:
             self.log.info("geworker: %s stopping, draining %d connection(s)", self,
                           len(connections))
-            for conn in connections:
+            for conn in list(connections.values()):
                 conn.drain()
             deadline = gevent.Timeout(self.cfg.graceful_timeout, False)
             with deadline:
                 handover.join()
-                for pool in pools:
-                    pool.join()
-        left = sum(len(pool) for pool in pools)
+                datagram_pool.join()
+                while connections or greenlets:  # parked ones have no greenlet to join
+                    gevent.sleep(0.02)
+        left = len(connections) + len(greenlets) + len(datagram_pool)
         if left:
             if not self.quick_exit:
                 self.log.warning("geworker: graceful_timeout (%ss) reached, dropping %d "
                                  "connection(s)", self.cfg.graceful_timeout, left)
-            for pool in pools:
-                pool.kill(timeout=1)
+            for conn in list(connections.values()):
+                conn.abort()  # parked: no greenlet to kill
+            greenlets.kill(timeout=1)
+            datagram_pool.kill(timeout=1)
         if self.snapshots is not None:
             self.snapshots.remove()
 
@@ -378,6 +420,33 @@ class Worker(base.Worker):  # type: ignore[misc]
             if propagate:
                 raise
             self.log.exception("geworker: %s raised", name)
+
+
+def _keep_socket_open(*args: Any) -> None:
+    """Replaces ``StreamServer.do_close``: gevent closes the socket when the handler
+    returns, but a parked connection's handler returns while it lives on."""
+
+
+_trim: Any = None
+
+
+def release_free_memory() -> None:
+    """Give freed heap pages back to the system (glibc's ``malloc_trim``; else nothing).
+
+    Without it a worker whose connections just parked keeps its peak RSS:
+    the freed greenlet stacks sit in malloc's free lists.
+    """
+    global _trim
+    if _trim is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _trim = False
+    if _trim:
+        _trim(0)
 
 
 PLAIN_HTTP_ON_TLS = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -142,6 +143,23 @@ def gunicorn(tmp_path: Path) -> Iterator:
     yield start
     for g in started:
         g.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory):
+    """(certificate chain file, key file, client SSLContext trusting them) from trustme."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    directory = tmp_path_factory.mktemp("certs")
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(cert_path)
+    for pem in cert.cert_chain_pems[1:]:
+        pem.write_to_path(cert_path, append=True)
+    cert.private_key_pem.write_to_path(key_path)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return cert_path, key_path, client
 
 
 class LineClient:

@@ -7,10 +7,7 @@ import socket
 import ssl
 import time
 
-import pytest
 from conftest import free_port
-
-trustme = pytest.importorskip("trustme")
 
 TLS_APP = """
 import os
@@ -38,21 +35,6 @@ def echo(conn, message):
 """
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    directory = tmp_path_factory.mktemp("certs")
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(cert_path)
-    for pem in cert.cert_chain_pems[1:]:
-        pem.write_to_path(cert_path, append=True)
-    cert.private_key_pem.write_to_path(key_path)
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    return cert_path, key_path, client
-
-
 def tls_client(port: int, client_context: ssl.SSLContext) -> ssl.SSLSocket:
     raw = socket.create_connection(("127.0.0.1", port), timeout=5)
     return client_context.wrap_socket(raw, server_hostname="127.0.0.1")
@@ -67,8 +49,8 @@ def read_line(sock: ssl.SSLSocket) -> bytes:
     return data
 
 
-def test_text_over_tls_with_gunicorn_certfile(gunicorn, certs):
-    cert, key, client = certs
+def test_text_over_tls_with_gunicorn_certfile(gunicorn, tls_certs):
+    cert, key, client = tls_certs
     tp, hp = free_port(), free_port()
     gunicorn(TLS_APP, args=["--certfile", str(cert), "--keyfile", str(key)],
              env={"TEXT_PORT": str(tp), "HTTPS_PORT": str(hp)})
@@ -84,8 +66,8 @@ def test_text_over_tls_with_gunicorn_certfile(gunicorn, certs):
     assert response.read() == b"secure /over/tls"
 
 
-def test_plain_text_on_tls_port_is_closed_cleanly(gunicorn, certs):
-    cert, key, client = certs
+def test_plain_text_on_tls_port_is_closed_cleanly(gunicorn, tls_certs):
+    cert, key, client = tls_certs
     tp, hp = free_port(), free_port()
     g = gunicorn(TLS_APP, args=["--certfile", str(cert), "--keyfile", str(key)],
                  env={"TEXT_PORT": str(tp), "HTTPS_PORT": str(hp)})
@@ -104,8 +86,8 @@ def test_plain_text_on_tls_port_is_closed_cleanly(gunicorn, certs):
     assert "Traceback" not in g.log()
 
 
-def test_slow_handshake_never_blocks_accept(gunicorn, certs):
-    cert, key, client = certs
+def test_slow_handshake_never_blocks_accept(gunicorn, tls_certs):
+    cert, key, client = tls_certs
     tp, fp = free_port(), free_port()
     g = gunicorn(TLS_APP, workers=1, env={"TEXT_PORT": str(tp), "FRAME_PORT": str(fp),
                                          "OWN_CONTEXT": "1", "CERT": str(cert), "KEY": str(key)},

@@ -62,6 +62,9 @@ class Protocol:
     #: use it to dispatch their own callbacks.
     connection_class: ClassVar[type | None] = None
 
+    # Slots keep the per-connection cost down; subclasses without __slots__ get a dict.
+    __slots__ = ("closed", "max_package_size")
+
     def __init__(self, max_package_size: int = 10 * MiB) -> None:
         self.max_package_size = max_package_size
         self.closed = False

@@ -20,6 +20,8 @@ class FrameProtocol(Protocol):
     announces 4 GiB closes the connection before any of it is buffered.
     """
 
+    __slots__ = ("_buffer",)
+
     def __init__(self, max_package_size: int = 10 * 1024 * 1024) -> None:
         super().__init__(max_package_size)
         self._buffer = bytearray()

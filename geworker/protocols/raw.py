@@ -17,6 +17,8 @@ class RawProtocol(Protocol):
     protocol when message boundaries matter.
     """
 
+    __slots__ = ()
+
     def receive_data(self, data: bytes) -> list[Any]:
         """Return ``[data]``: the chunk is the message."""
         return [data]

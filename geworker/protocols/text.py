@@ -19,12 +19,22 @@ class TextProtocol(Protocol):
     ``bytes`` appends ``\\n``.
     """
 
+    __slots__ = ("_buffer",)
+
     def __init__(self, max_package_size: int = 10 * 1024 * 1024) -> None:
         super().__init__(max_package_size)
         self._buffer = bytearray()
 
     def receive_data(self, data: bytes) -> list[Any]:
         """Split complete lines out of the received bytes."""
+        end = data.find(b"\n")
+        if end == len(data) - 1 and not self._buffer:  # exactly one line: the common case
+            self._check_size(end + 1)
+            try:
+                return [data[:end].decode().removesuffix("\r")]
+            except UnicodeDecodeError as exc:
+                raise RemoteProtocolError(
+                    f"text line is not valid UTF-8 ({exc.reason})") from None
         end = data.rfind(b"\n")
         if end < 0:
             self._buffer += data

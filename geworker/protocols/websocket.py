@@ -287,6 +287,16 @@ class _BoundedDeflate(PerMessageDeflate):
         return out
 
 
+class _EventQueue(list):  # type: ignore[type-arg]
+    """wsproto's queue of received events, as a list: it holds one or two events at
+    a time, and an idle connection then keeps 56 bytes instead of an empty deque's 600."""
+
+    __slots__ = ()
+
+    def popleft(self) -> Any:
+        return self.pop(0)
+
+
 class WebSocketProtocol(Protocol):
     """Server side of one WebSocket connection (sans-IO).
 
@@ -310,6 +320,11 @@ class WebSocketProtocol(Protocol):
             :meth:`data_to_send` is flushed (close frames exchanged, failure,
             rejection).
     """
+
+    __slots__ = ("_deflate", "_failure", "_frame_decoder", "_h11", "_hold_failure",
+                 "_message_decoder", "_out", "_parts", "_pending", "_size", "_ws", "close_code",
+                 "close_reason", "compression", "error", "fast_frames", "fast_path",
+                 "max_decompressed_size", "max_message_size", "phase", "request", "subprotocol")
 
     def __init__(self, max_message_size: int = 1 * MiB, compression: bool = True,
                  max_decompressed_size: int | None = None, fast_path: bool = True) -> None:
@@ -420,13 +435,28 @@ class WebSocketProtocol(Protocol):
         self._out.append(_http_response(101, out))
         self.subprotocol = subprotocol
         self.phase = OPEN
-        self._ws = WSConnection(ConnectionType.SERVER, extensions)  # type: ignore[arg-type]
-        if self.fast_path:
-            self._deflate = extensions[0] if extensions else None
-            self._frame_decoder = self._ws._proto._frame_decoder
-            self._message_decoder = self._ws._proto._message_decoder
+        if extensions or not self.fast_path:
+            self._start_wsproto(extensions)
+        # else wsproto starts on first need: until then the fast path does all
+        # the work, and an idle connection does not carry wsproto's objects.
         pending, self._pending = self._pending, b""
         return self._receive_frames(pending) if pending else []
+
+    def _start_wsproto(self, extensions: list[Any] | None = None) -> WSConnection:
+        """wsproto's connection, fresh: the state it would have after the fast path's frames."""
+        ws = self._ws = WSConnection(ConnectionType.SERVER, extensions)
+        ws._events = _EventQueue()  # type: ignore[assignment]
+        if self.fast_path:
+            self._deflate = extensions[0] if extensions else None
+            self._frame_decoder = ws._proto._frame_decoder
+            self._message_decoder = ws._proto._message_decoder
+        return ws
+
+    def _wsproto(self) -> WSConnection | None:
+        """wsproto's connection once accepted (started now if need be), else None."""
+        if self._ws is None and self.phase is OPEN:
+            return self._start_wsproto()
+        return self._ws
 
     def reject(self, status: int = 403, headers: Iterable[tuple[bytes, bytes]] = (),
                body: bytes = b"") -> None:
@@ -518,23 +548,29 @@ class WebSocketProtocol(Protocol):
         return pos
 
     def _receive_frames(self, data: bytes) -> list[Any]:
-        ws = self._ws
-        assert ws is not None
-        state = ws.state
-        if state is WSState.CLOSED:
-            return []
         messages: list[Any] = []
-        decoder = self._frame_decoder
-        # The fast path only where wsproto holds no byte, frame or message in
-        # progress, and no close has begun: there it has no state to keep.
-        if (decoder is not None and state is WSState.OPEN and self.close_code is None
-                and decoder.header is None and not decoder.buffer.buffer
-                and self._message_decoder.opcode is None and not self._parts):
+        ws = self._ws
+        if ws is None:
+            fast = True  # not started yet: nothing in progress, nothing closed
+        else:
+            state = ws.state
+            if state is WSState.CLOSED:
+                return []
+            decoder = self._frame_decoder
+            # The fast path only where wsproto holds no byte, frame or message in
+            # progress, and no close has begun: there it has no state to keep.
+            fast = (decoder is not None and state is WSState.OPEN and self.close_code is None
+                    and decoder.header is None and not decoder.buffer.buffer
+                    and self._message_decoder.opcode is None and not self._parts)
+        if fast:
             used = self._fast_frames(data, messages)
             if used == len(data):
                 return messages
             if used:
                 data = data[used:]
+            if ws is None:
+                ws = self._start_wsproto()
+        assert ws is not None
         ws.receive_data(data)
         parts = self._parts
         for event in ws.events():
@@ -629,9 +665,9 @@ class WebSocketProtocol(Protocol):
                 payload, first = bytes(message), 0x82
             else:
                 payload, first = b"", 0
-            if first and ws is not None and ws.state is WSState.OPEN:
+            if first and (self.phase is OPEN if ws is None else ws.state is WSState.OPEN):
                 deflate = self._deflate
-                if deflate is not None:
+                if deflate is not None and ws is not None:  # (deflate starts wsproto at once)
                     # wsproto's own compressor call, so its state stays wsproto's.
                     opcode = Opcode.TEXT if first == 0x81 else Opcode.BINARY
                     payload = deflate.frame_outbound(ws._proto, opcode, _NO_RSV, payload, True)[1]
@@ -656,14 +692,14 @@ class WebSocketProtocol(Protocol):
 
     def ping(self, payload: bytes = b"") -> bytes:
         """A ping frame (``b""`` when the connection is not open)."""
-        ws = self._ws
+        ws = self._wsproto()
         if ws is None or ws.state is not WSState.OPEN:
             return b""
         return ws.send(Ping(payload=payload))
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> bytes:
         """Start (or answer) the close handshake: a close frame, or ``b""`` if one was sent."""
-        ws = self._ws
+        ws = self._wsproto()
         if ws is None or ws.state not in (WSState.OPEN, WSState.REMOTE_CLOSING):
             return b""
         if self.close_code is None:
@@ -682,7 +718,7 @@ class WebSocketProtocol(Protocol):
     def is_open(self) -> bool:
         """True while messages can be sent (accepted, no close frame sent or received)."""
         ws = self._ws
-        return ws is not None and ws.state is WSState.OPEN
+        return self.phase is OPEN if ws is None else ws.state is WSState.OPEN
 
     @property
     def close_sent(self) -> bool:
