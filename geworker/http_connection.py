@@ -53,6 +53,8 @@ __all__ = ["HttpConnection"]
 
 RECV_SIZE = 65536
 #: How long, and how many bytes, a lingering close reads and drops.
+#: Corked answers to pipelined requests are written once they reach this many bytes.
+CORK_BYTES = 64 * 1024
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 4 * 1024 * 1024
 
@@ -146,6 +148,7 @@ class HttpConnection(Connection):
 
         Returns False when the connection closed or ``timeout`` expired first.
         """
+        self._uncork()
         writer = self._writer
         if writer is not None:
             writer.join(timeout=timeout)
@@ -240,6 +243,7 @@ class HttpConnection(Connection):
 
     def _wait_writable(self) -> bool:
         """Between chunks: wait while the kernel cannot take more (bounded)."""
+        self._uncork()
         writer = self._writer
         if writer is not None:
             writer.join(timeout=self.listener.options.http_body_timeout)
@@ -317,7 +321,12 @@ class HttpConnection(Connection):
         return False
 
     def _handle(self, messages: list[Any]) -> bool:
-        """Answer each complete request, then the ones pipelined behind it."""
+        """Answer each complete request, then the ones pipelined behind it.
+
+        Answers to pipelined requests are corked: written together, in one
+        send, once the batch is answered (or earlier: past ``CORK_BYTES``,
+        or when a callback waits).
+        """
         protocol = self.protocol
         try:
             while messages:
@@ -329,9 +338,19 @@ class HttpConnection(Connection):
                 out = protocol.data_to_send()
                 if out:
                     self.send_raw(out)
+                cork = self._cork
+                if cork is None:
+                    if messages:
+                        self._cork = []
+                elif sum(map(len, cork)) >= CORK_BYTES:
+                    self._uncork()
         except RemoteProtocolError as exc:
             self._reject(exc)
             return False
+        finally:
+            if self._cork is not None:
+                self._uncork()
+                self._cork = None
         return True
 
     def _batch_done(self) -> None:
@@ -410,6 +429,8 @@ class HttpConnection(Connection):
             self._fail(error_response(501))
             return False
         self.request = request
+        self._uncork()  # earlier answers first
+        self._cork = None
         try:
             upgrade_from_http(self, request, self.protocol.take_trailing_data())
         except Exception as exc:
@@ -451,6 +472,7 @@ class HttpConnection(Connection):
         """Send an error answer, then close without resetting the connection."""
         if response:
             self.send_raw(response)
+        self._uncork()
         self.state = CLOSING
         writer = self._writer
         if writer is not None:

@@ -13,6 +13,8 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -530,3 +532,37 @@ def on_message(conn, request):
     t.join(20)
     assert result["answer"] == (200, "close", b"done /slow")
     idle.close()
+
+
+CORK_SCRIPT = """
+from gevent import monkey; monkey.patch_all()
+import socket, gevent
+from geworker import Server
+from geworker.http_connection import HttpConnection
+
+server = Server("http://127.0.0.1:1", name="cork")
+server.on_message(lambda conn, request: conn.send("hello"))
+mine, peer = socket.socketpair()
+conn = HttpConnection(mine, "peer", server.stream_listeners[0], server)
+sends, sender = [], conn._raw
+
+class CountingSender:  # the real socket's send, counted
+    def send(self, data):
+        sends.append(len(data))
+        return sender.send(data)
+
+conn._raw = CountingSender()
+gevent.spawn(conn.serve)
+peer.sendall(b"".join(b"GET /%d HTTP/1.1\\r\\nHost: h\\r\\n\\r\\n" % i for i in range(16)))
+data = b""
+while data.count(b"hello") < 16:
+    data += peer.recv(65536)
+print(len(sends), data.count(b"HTTP/1.1 200 OK"))
+"""
+
+
+def test_pipelined_answers_are_written_together():
+    out = subprocess.run([sys.executable, "-c", CORK_SCRIPT], capture_output=True, text=True,
+                         timeout=30, check=True).stdout.split()
+    # the first answer leaves before the pipeline is seen; the other 15 in one send
+    assert out == ["2", "16"]

@@ -29,6 +29,9 @@ class FrameProtocol(Protocol):
     def receive_data(self, data: bytes) -> list[Any]:
         """Cut complete frames out of the received bytes."""
         buffer = self._buffer
+        if not buffer and int.from_bytes(data[:HEADER_SIZE], "big") == len(data) >= HEADER_SIZE:
+            self._check_size(len(data))  # exactly one frame: the common case
+            return [data[HEADER_SIZE:]]
         buffer += data
         messages = []
         start = 0
