@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     ap.add_argument("--workload", default="text1",
                     choices=[w for w, wl in WORKLOADS.items() if wl.mode not in ("idle", "idlews")])
+    ap.add_argument("--server", default="geworker", choices=list(SERVERS),
+                    help="what to profile (a peer, for comparison)")
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     ap.add_argument("--connections", type=int, default=100)
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--native", action="store_true", help="include C frames (py-spy --native)")
     args = ap.parse_args(argv)
     wl = WORKLOADS[args.workload]
-    ensure_tools(["geworker"], [args.workload], True)
+    ensure_tools([args.server], [args.workload], True)
     if shutil.which("py-spy") is None:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py-spy"], check=True)
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="geworker-profile-") as tmp:
         tmpdir = Path(tmp)
         build(tmpdir)
-        rs = RunningServer(SERVERS["geworker"], wl.kind, args.workers, tmpdir, tmpdir)
+        rs = RunningServer(SERVERS[args.server], wl.kind, args.workers, tmpdir, tmpdir)
         gen = None
         try:
             rs.wait_ready()
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 gen.kill()
                 gen.wait()
             rs.stop()
-    print(f"## py-spy: geworker worker, {wl.title}, {args.duration:g} s\n")
+    print(f"## py-spy: {args.server} worker, {wl.title}, {args.duration:g} s\n")
     print(top(raw))
     return 0
 

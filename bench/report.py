@@ -99,13 +99,16 @@ def ratios(results: Results) -> str:
         rows.append(f"| {label} | {shown} | {goal} | {met} |")
 
     for wl, peer, goal in [("text1", "gevent", 1.0), ("text16", "gevent", 1.0),
+                           ("text1", "gevent-reuseport", 1.0), ("text16", "gevent-reuseport", 1.0),
                            ("text1", "uvloop", None), ("text16", "uvloop", None),
-                           ("frame", "gevent", None), ("http", "uvicorn", 1.0),
+                           ("frame", "gevent", None), ("frame", "gevent-reuseport", None),
+                           ("http", "uvicorn", 1.0),
                            ("http", "gunicorn-gevent", None), ("ws", "websockets", 1.0)]:
         r = _ratio(results, wl, "geworker", peer)
         add(f"{WORKLOADS[wl].title}: geworker / {peer} (msg/s)", r,
             f"≥ {goal:.1f}x" if goal else "(aim)", None if goal is None or r is None else r >= goal)
-    for wl, peer in [("text1", "gevent"), ("http", "uvicorn"), ("ws", "websockets")]:
+    for wl, peer in [("text1", "gevent"), ("text1", "gevent-reuseport"), ("http", "uvicorn"),
+                     ("ws", "websockets")]:
         r = _ratio(results, wl, "geworker", peer, "cpu")
         add(f"{WORKLOADS[wl].title}: geworker / {peer} (CPU per msg, lower is better)", r,
             "≤ 1.0x", None if r is None else r <= 1.0)

@@ -48,6 +48,9 @@ class ServerSpec:
                      "--log-level", "warning", "bench.apps.geworker_app:server"], env)
         if self.name == "gevent":
             return [PY, str(APPS / "gevent_echo.py"), str(port), kind, str(workers)], {}
+        if self.name == "gevent-reuseport":
+            return [PY, str(APPS / "gevent_echo.py"), str(port), kind, str(workers),
+                    "reuseport"], {}
         if self.name == "uvloop":
             return [PY, str(APPS / "uvloop_echo.py"), str(port), kind, str(workers)], {}
         if self.name == "websockets":
@@ -72,6 +75,8 @@ SERVERS = {s.name: s for s in [
     ServerSpec("geworker", ("text", "frame", "http", "ws", "ws-broadcast"),
                "gunicorn -k geworker.Worker"),
     ServerSpec("gevent", ("text", "frame"), "raw gevent StreamServer, forked"),
+    ServerSpec("gevent-reuseport", ("text", "frame"),
+               "raw gevent StreamServer, a SO_REUSEPORT socket per process (kernel-balanced)"),
     ServerSpec("uvloop", ("text", "frame"), "asyncio Protocol on uvloop, forked"),
     ServerSpec("uvicorn", ("http",), "uvicorn + httptools + uvloop, raw ASGI"),
     ServerSpec("gunicorn-gevent", ("http",), "gunicorn -k gevent, WSGI"),

@@ -31,11 +31,11 @@ class Workload:
 
 WORKLOADS = {w.name: w for w in [
     Workload("text1", "text", "text", "newline echo, pipeline 1", 1,
-             ("geworker", "gevent", "uvloop", "c")),
+             ("geworker", "gevent", "gevent-reuseport", "uvloop", "c")),
     Workload("text16", "text", "text", "newline echo, pipeline 16", 16,
-             ("geworker", "gevent", "uvloop", "c")),
+             ("geworker", "gevent", "gevent-reuseport", "uvloop", "c")),
     Workload("frame", "frame", "frame", "frame echo, pipeline 1", 1,
-             ("geworker", "gevent", "uvloop", "c")),
+             ("geworker", "gevent", "gevent-reuseport", "uvloop", "c")),
     Workload("http", "http", "wrk", "HTTP hello (wrk, keep-alive)", 1,
              ("geworker", "uvicorn", "gunicorn-gevent", "c")),
     Workload("ws", "ws", "ws", "WebSocket echo, pipeline 1", 1, ("geworker", "websockets", "c")),

@@ -37,6 +37,7 @@ import gevent
 from gevent.event import Event
 
 from .errors import RemoteProtocolError, SendBufferFull
+from .protocols.base import Protocol
 from .stats import counters
 
 if TYPE_CHECKING:
@@ -380,12 +381,17 @@ class Connection:
         self._prepare_reading()
         loop = gevent.get_hub().loop
         iteration, batches = -1, 0
+        # Hooks a class leaves as they are cost a call per read for nothing.
+        before_recv = (self._before_recv
+                       if type(self)._before_recv is not Connection._before_recv else None)
+        data_to_send = (protocol.data_to_send
+                        if type(protocol).data_to_send is not Protocol.data_to_send else None)
         while True:
             if self._resume is not None:
                 self._resume.wait()
             self._in_recv = True
             try:
-                if not self._before_recv():
+                if before_recv is not None and not before_recv():
                     return
                 data = recv(RECV_SIZE)
             except TimeoutError:
@@ -408,9 +414,10 @@ class Connection:
             except RemoteProtocolError as exc:
                 self._reject(exc)
                 return
-            out = protocol.data_to_send()
-            if out:
-                self.send_raw(out)
+            if data_to_send is not None:
+                out = data_to_send()
+                if out:
+                    self.send_raw(out)
             if messages and not self._handle(messages):
                 return
             if loop.iteration == iteration:

@@ -363,9 +363,9 @@ class Worker(base.Worker):  # type: ignore[misc]
                 datagram_pool.join()
                 while connections or greenlets:  # parked ones have no greenlet to join
                     gevent.sleep(0.02)
-        left = len(connections) + len(greenlets) + len(datagram_pool)
-        if left:
-            if not self.quick_exit:
+        left = len(connections) + len(datagram_pool)
+        if left or greenlets:
+            if left and not self.quick_exit:
                 self.log.warning("geworker: graceful_timeout (%ss) reached, dropping %d "
                                  "connection(s)", self.cfg.graceful_timeout, left)
             for conn in list(connections.values()):

@@ -1,9 +1,11 @@
 """Raw gevent ``StreamServer`` newline or frame echo, forked into N processes sharing one socket.
 
-Usage: python gevent_echo.py PORT text|frame WORKERS
+Usage: python gevent_echo.py PORT text|frame WORKERS [reuseport]
 
 Each message is written back with its own ``sendall``, as a framework
-calling a per-message callback would.
+calling a per-message callback would. With ``reuseport`` each process
+listens on its own ``SO_REUSEPORT`` socket, so the kernel spreads the
+connections evenly (one shared socket lets the busiest process take most).
 """
 
 import socket
@@ -11,7 +13,7 @@ import sys
 
 import gevent
 from gevent.server import StreamServer
-from prefork import run_workers
+from prefork import listen, run_workers
 
 
 def handle_text(sock, address):
@@ -54,6 +56,13 @@ def handle_frame(sock, address):
 def main():
     port, kind, workers = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     handle = handle_text if kind == "text" else handle_frame
+    if sys.argv[4:] == ["reuseport"]:
+
+        def serve():
+            StreamServer(listen(port, reuseport=True), handle).serve_forever()
+
+        run_workers(workers, serve, fork=gevent.fork)
+        return
     server = StreamServer(("127.0.0.1", port), handle, backlog=4096)
     server.init_socket()
     run_workers(workers, server.serve_forever, fork=gevent.fork)

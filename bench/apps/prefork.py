@@ -5,10 +5,13 @@ import socket
 from collections.abc import Callable
 
 
-def listen(port: int) -> socket.socket:
-    """A non-blocking listening socket on 127.0.0.1:port, shared by every worker."""
+def listen(port: int, reuseport: bool = False) -> socket.socket:
+    """A non-blocking listening socket on 127.0.0.1:port, shared by every worker
+    (or, with ``reuseport``, one of several that the kernel balances between)."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuseport:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(4096)
     sock.setblocking(False)

@@ -61,6 +61,8 @@ class TextProtocol(Protocol):
 
     def encode(self, message: Any) -> bytes:
         """The message as UTF-8 plus ``\\n``."""
+        if type(message) is str:  # the common case, without to_bytes' checks
+            return (message + "\n").encode()
         return to_bytes(message) + b"\n"
 
     @property
