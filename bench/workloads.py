@@ -251,8 +251,8 @@ def run_idle(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sampl
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and sum(_balance(rs, workers)) < connected:
             time.sleep(0.2)
-        # Idle means idle for a while: geworker parks connections silent for 1 s
-        # (2,000 a second per worker).
+        # Idle means idle for a while (geworker parks a connection that never sent
+        # anything at once, and one silent for 1 s within a few seconds).
         time.sleep(IDLE_FOR)
         rss1 = _settled_rss(rs)
         balance = _balance(rs, workers)

@@ -37,7 +37,7 @@ from .stats import counters
 __all__ = ["Worker"]
 
 PARK_SWEEP = 0.25  # seconds between sweeps for connections to park
-PARK_LIMIT = 500  # connections parked per sweep at most (each holds the hub ~25 us)
+PARK_LIMIT = 250  # connections parked per sweep at most (each holds the hub ~40 us)
 TRIM_AFTER = 1000  # once a wave of this many has parked, give the freed memory back
 
 
