@@ -15,6 +15,8 @@ multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` defaults to
 Metrics (Prometheus name / statsd name):
 
 * ``geworker_connections`` (gauge, live workers summed) / ``geworker.worker.<index>.connections``
+* ``geworker_connections_parked`` (gauge: waiting without a greenlet) /
+  ``geworker.worker.<index>.connections_parked``
 * ``geworker_timers`` (gauge) / ``geworker.worker.<index>.timers``
 * ``geworker_connections_accepted_total`` / ``geworker.connections.accepted``, and
   ``..._closed``, ``geworker_messages_in_total``, ``..._out``, ``geworker_bytes_in_total``,
@@ -168,6 +170,9 @@ class WorkerMetrics:
                                              multiprocess_mode="livesum")
             self.prom["timers"] = Gauge("geworker_timers", "Scheduled timers",
                                         multiprocess_mode="livesum")
+            self.prom["parked"] = Gauge("geworker_connections_parked",
+                                        "Connections waiting for input without a greenlet",
+                                        multiprocess_mode="livesum")
 
     @classmethod
     def create(cls, worker: Any) -> WorkerMetrics | None:
@@ -202,11 +207,13 @@ class WorkerMetrics:
                     self.prom["errors"].labels(kind).inc(delta)
             self.prom["connections"].set(open_now)
             self.prom["timers"].set(timer_count)
+            self.prom["parked"].set(counters.connections_parked)
         if self.statsd:
             log = self.worker.log
             prefix = f"geworker.worker.{self.worker.index}"
             _emit(log, f"{prefix}.connections", open_now, "gauge")
             _emit(log, f"{prefix}.timers", timer_count, "gauge")
+            _emit(log, f"{prefix}.connections_parked", counters.connections_parked, "gauge")
             for name, delta in deltas.items():
                 if delta:
                     _emit(log, f"geworker.{name.replace('_', '.', 1)}", delta, "counter")
