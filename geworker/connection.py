@@ -47,7 +47,11 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "ConnectionState"]
 
 RECV_SIZE = 65536
-#: Batches a connection may handle in a row without the hub running, before it yields.
+#: A connection whose reads keep finding data (so it never waits) yields to the
+#: others once the hub has not polled for FAIR_SLICE seconds; checked every
+#: FAIR_BATCHES batches. A yield costs a loop iteration and epoll updates, so
+#: a busy but fair server (many connections, each a little behind) must not pay it.
+FAIR_SLICE = 0.002
 FAIR_BATCHES = 8
 #: Seconds a draining worker waits for the first message of a brand-new connection.
 FIRST_MESSAGE_GRACE = 1.0
@@ -422,11 +426,8 @@ class Connection:
                 return
             if loop.iteration == iteration:
                 batches += 1
-                if batches == FAIR_BATCHES:
-                    # recv keeps finding data, so this greenlet never waits and
-                    # the hub never runs: let the other connections have a turn.
-                    gevent.sleep(0)
-                    batches = 0
+                if batches % FAIR_BATCHES == 0 and time.time() - loop.now() > FAIR_SLICE:
+                    gevent.sleep(0)  # (loop.now() is when the hub last polled)
             else:
                 iteration, batches = loop.iteration, 0
             self._batch_done()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
+import threading
+import time
 
 from conftest import LineClient, free_port
 
@@ -112,3 +115,40 @@ def test_two_listeners_different_protocols(gunicorn):
         s.sendall(struct.pack(">I", 6) + b"hi")
         (total,) = struct.unpack(">I", recv_exact(s, 4))
         assert recv_exact(s, total - 4) == b"FrameProtocol:b'hi'"
+
+
+def test_a_flooding_client_does_not_starve_the_others(gunicorn):
+    """A client whose data never runs out (so its reads never wait) must let others in."""
+    port = free_port()
+    gunicorn(ECHO_APP, workers=1, env={"URLS": f"text://127.0.0.1:{port}"})
+    flood = socket.create_connection(("127.0.0.1", port), timeout=5)
+    stop = threading.Event()
+    chunk = b"flood " * 10_000 + b"\n"  # one 60 KB line per write, echoed back
+
+    def push() -> None:
+        with contextlib.suppress(OSError):
+            while not stop.is_set():
+                flood.sendall(chunk)
+
+    def drain() -> None:
+        with contextlib.suppress(OSError):
+            while not stop.is_set() and flood.recv(1 << 20):
+                pass
+
+    threads = [threading.Thread(target=push), threading.Thread(target=drain)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)  # the flood is on
+        probe = LineClient(port, timeout=5)
+        worst = 0.0
+        for i in range(20):
+            t0 = time.monotonic()
+            assert probe.request(f"ping {i}") == f"ping {i}"
+            worst = max(worst, time.monotonic() - t0)
+        assert worst < 1.0, f"a probe waited {worst:.2f}s behind the flood"
+    finally:
+        stop.set()
+        flood.close()
+        for t in threads:
+            t.join(timeout=5)
