@@ -498,7 +498,7 @@ class Connection:
         """Parked: wait for input (or ``idle_timeout``) on the socket's own read watcher."""
         self._parked = True
         self._in_recv = False
-        del _awake[self.id]
+        _awake.pop(self.id, None)
         counters.connections_parked += 1
         sock: Any = self.socket
         sock._read_event.start(self._unpark, False)
