@@ -590,6 +590,17 @@ class Connection:
             self._cork = []
             self._write(b"".join(cork) if len(cork) > 1 else cork[0])
 
+    def _join_writer(self, timeout: float | None) -> bool:
+        """Write what is corked, then wait up to ``timeout`` for the writer greenlet.
+
+        True once everything sent so far was handed to the kernel.
+        """
+        self._uncork()
+        writer = self._writer
+        if writer is not None:
+            writer.join(timeout=timeout)
+        return self._writer is None
+
     def _go_away(self) -> None:
         if self.state is OPEN:
             bye = self.protocol.going_away()

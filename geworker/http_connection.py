@@ -148,11 +148,7 @@ class HttpConnection(Connection):
 
         Returns False when the connection closed or ``timeout`` expired first.
         """
-        self._uncork()
-        writer = self._writer
-        if writer is not None:
-            writer.join(timeout=timeout)
-        return self._writer is None and self.state is OPEN
+        return self._join_writer(timeout) and self.state is OPEN
 
     def _send_response(self, response: Response) -> bool:
         protocol = self.protocol
@@ -243,15 +239,11 @@ class HttpConnection(Connection):
 
     def _wait_writable(self) -> bool:
         """Between chunks: wait while the kernel cannot take more (bounded)."""
-        self._uncork()
-        writer = self._writer
-        if writer is not None:
-            writer.join(timeout=self.listener.options.http_body_timeout)
-            if self._writer is not None:
-                self.log.info("geworker: connection #%s from %s stopped reading a response; "
-                              "closing it", self.id, self.remote_address)
-                self._shutdown()
-                return False
+        if not self._join_writer(self.listener.options.http_body_timeout):
+            self.log.info("geworker: connection #%s from %s stopped reading a response; "
+                          "closing it", self.id, self.remote_address)
+            self._shutdown()
+            return False
         return self.state is OPEN
 
     def _done(self) -> None:
@@ -429,8 +421,6 @@ class HttpConnection(Connection):
             self._fail(error_response(501))
             return False
         self.request = request
-        self._uncork()  # earlier answers first
-        self._cork = None
         try:
             upgrade_from_http(self, request, self.protocol.take_trailing_data())
         except Exception as exc:
@@ -472,11 +462,8 @@ class HttpConnection(Connection):
         """Send an error answer, then close without resetting the connection."""
         if response:
             self.send_raw(response)
-        self._uncork()
         self.state = CLOSING
-        writer = self._writer
-        if writer is not None:
-            writer.join(timeout=self.listener.options.close_timeout)
+        self._join_writer(self.listener.options.close_timeout)
         try:
             self.socket.shutdown(socket.SHUT_WR)
         except OSError:

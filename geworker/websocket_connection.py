@@ -381,9 +381,7 @@ def upgrade_from_http(http_conn: Connection, request: Request, trailing: bytes) 
         http_conn.close()
         return
     # Earlier answers of this connection may still be queued: they go first.
-    writer = http_conn._writer
-    if writer is not None:
-        writer.join(timeout=http_conn.listener.options.close_timeout)
+    http_conn._join_writer(http_conn.listener.options.close_timeout)
     http_conn.hand_off()
     ws.context = http_conn.context
     ws.created = http_conn.created

@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import textwrap
@@ -160,6 +161,24 @@ def tls_certs(tmp_path_factory):
     client = ssl.create_default_context()
     ca.configure_trust(client)
     return cert_path, key_path, client
+
+
+def client_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0,
+                 key: bytes | None = None) -> bytes:
+    """A masked WebSocket client frame built by hand (also what wsproto refuses to send).
+
+    ``key`` is the 4-byte mask (random by default; ``b"\\0" * 4`` leaves the payload as is).
+    """
+    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
+    key = os.urandom(4) if key is None else key
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
 class LineClient:

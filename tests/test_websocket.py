@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import websocket  # websocket-client
-from conftest import Gunicorn, free_port, wait_until
+from conftest import Gunicorn, client_frame, free_port, wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -28,6 +28,9 @@ import sys
 sys.path.insert(0, {str(TESTS)!r})
 from websocket_app import server
 """
+
+
+ZERO_MASK = b"\0\0\0\0"  # leaves the payload bytes on the wire as they are
 
 
 def start(tmp: Path, gunicorn_factory=None, **ports: int) -> Gunicorn:
@@ -71,18 +74,6 @@ def raw_handshake(port: int, path: str = "/", extra: bytes = b"") -> tuple[socke
     head, _, rest = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101 "), head
     return sock, rest
-
-
-def client_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
-    n = len(payload)
-    head = bytes([(0x80 if fin else 0) | opcode])
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-    return head + b"\x00\x00\x00\x00" + payload  # a zero mask leaves the payload as is
 
 
 def read_frames(sock: socket.socket, buf: bytes = b"", count: int = 0,
@@ -172,7 +163,7 @@ def test_handshake_request_sees_path_query_cookies(srv):
 
 def test_first_frame_in_the_handshake_packet_is_not_lost(srv):
     sock, rest = raw_handshake(srv.ports["WS_PORT"], "/early",
-                               extra=client_frame(0x1, b"early bird"))
+                               extra=client_frame(0x1, b"early bird", key=ZERO_MASK))
     assert read_frames(sock, rest, count=2) == [(0x1, b"welcome"), (0x1, b"early bird")]
     sock.close()
 
@@ -290,9 +281,9 @@ def test_http_and_websocket_share_one_port(srv):
         connect(f"ws://127.0.0.1:{port}/deny", open_timeout=5)
     assert exc.value.response.status_code == 403
     # A frame in the same packet as the upgrade request (HTTP's trailing data).
-    sock, rest = raw_handshake(port, "/early", extra=client_frame(0x1, b"early"))
+    sock, rest = raw_handshake(port, "/early", extra=client_frame(0x1, b"early", key=ZERO_MASK))
     assert read_frames(sock, rest, count=2) == [(0x1, b"welcome"), (0x1, b"ws:early")]
-    sock.sendall(client_frame(0x8, struct.pack("!H", 1000)))
+    sock.sendall(client_frame(0x8, struct.pack("!H", 1000), key=ZERO_MASK))
     assert read_frames(sock)[-1] == (0x8, struct.pack("!H", 1000))
     sock.close()
     wait_until(lambda: "/early 1000" in srv.close_log.read_text(), 5, what="on_close")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 
 import pytest
+from conftest import client_frame
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -54,18 +54,7 @@ def events(client: WSConnection, data: bytes) -> list:
     return list(client.events())
 
 
-def frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
-    """A masked client frame built by hand (for what wsproto refuses to send)."""
-    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
-    n = len(payload)
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-    key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+frame = client_frame  # masked client frames built by hand (what wsproto refuses to send)
 
 
 def close_code(data: bytes) -> int:
