@@ -3,40 +3,41 @@
 Declare a :class:`Server` in your module and run it with
 ``gunicorn -k geworker.Worker module:server``.
 
-This import stays light: gunicorn's master imports the worker class before
-any monkey patching, and the master never imports the application.
+Every public name is loaded on first use: gunicorn's master imports the
+worker class before any monkey patching and never imports the application,
+so ``import geworker`` loads neither gevent nor h11 nor wsproto.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import timers
-from .errors import (
-    ConfigurationError,
-    GeworkerError,
-    LocalProtocolError,
-    MessageTooLarge,
-    RemoteProtocolError,
-    SendBufferFull,
-)
-from .http import EventStream, FileResponse, HTTPError, Request, Response
-from .listener import Listener
-from .protocols import (
-    FrameProtocol,
-    Protocol,
-    RawProtocol,
-    TextProtocol,
-    WorkermanProtocol,
-    register_protocol,
-)
-from .server import Server
-from .settings import Options
-
 if TYPE_CHECKING:
-    from .connection import Connection, ConnectionState
-    from .datagram import DatagramConnection
-    from .worker import Worker
+    from . import timers
+    from .errors import (
+        ConfigurationError,
+        GeworkerError,
+        LocalProtocolError,
+        MessageTooLarge,
+        RemoteProtocolError,
+        SendBufferFull,
+    )
+    from .http.models import Request
+    from .http.responses import EventStream, FileResponse, HTTPError, Response
+    from .listener import Listener
+    from .protocols import (
+        FrameProtocol,
+        Protocol,
+        RawProtocol,
+        TextProtocol,
+        WorkermanProtocol,
+    )
+    from .registry import register_protocol
+    from .server import Server
+    from .settings import Options
+    from .transport.connection import Connection, ConnectionState
+    from .transport.datagram import DatagramConnection
+    from .worker.worker import Worker
 
 __version__ = "0.1.0"
 
@@ -69,19 +70,48 @@ __all__ = [
     "timers",
 ]
 
-_LAZY = {
-    "Worker": ".worker",
-    "Connection": ".connection",
-    "ConnectionState": ".connection",
-    "DatagramConnection": ".datagram",
+#: public name -> the module that defines it
+_HOMES = {
+    "ConfigurationError": ".errors",
+    "GeworkerError": ".errors",
+    "LocalProtocolError": ".errors",
+    "MessageTooLarge": ".errors",
+    "RemoteProtocolError": ".errors",
+    "SendBufferFull": ".errors",
+    "EventStream": ".http.responses",
+    "FileResponse": ".http.responses",
+    "HTTPError": ".http.responses",
+    "Response": ".http.responses",
+    "Request": ".http.models",
+    "Listener": ".listener",
+    "FrameProtocol": ".protocols",
+    "Protocol": ".protocols",
+    "RawProtocol": ".protocols",
+    "TextProtocol": ".protocols",
+    "WorkermanProtocol": ".protocols",
+    "register_protocol": ".registry",
+    "Server": ".server",
+    "Options": ".settings",
+    "Connection": ".transport.connection",
+    "ConnectionState": ".transport.connection",
+    "DatagramConnection": ".transport.datagram",
+    "Worker": ".worker.worker",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Import gevent- and gunicorn-heavy names on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'geworker' has no attribute {name!r}")
+    """Load a public name from its module on first use (see the module doc)."""
     from importlib import import_module
 
-    return getattr(import_module(module, __name__), name)
+    if name == "timers":
+        return import_module(".timers", __name__)
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'geworker' has no attribute {name!r}")
+    value = getattr(import_module(home, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

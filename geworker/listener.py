@@ -7,12 +7,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
-from .protocols import Protocol, lookup_protocol
+from .protocols.base import Protocol
+from .registry import TRANSPORTS, connection_class, lookup_protocol
 from .settings import Options
 
-__all__ = ["TRANSPORTS", "Listener"]
+__all__ = ["Listener"]
 
-TRANSPORTS = ("tcp", "udp", "unix")
 #: Schemes that mean "this protocol, over TLS".
 TLS_ALIASES = {"https": "http", "wss": "websocket"}
 
@@ -97,6 +97,11 @@ class Listener:
             return f"unix:{self.path}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+    @property
+    def connection_class(self) -> type:
+        """The connection class serving this listener's protocol (imports gevent)."""
+        return connection_class(self.protocol)
 
     @property
     def address(self) -> Any:

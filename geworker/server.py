@@ -11,7 +11,7 @@ from .protocols import Protocol
 from .settings import Options
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from .transport.connection import Connection
 
 __all__ = ["CALLBACK_NAMES", "Server"]
 
@@ -149,9 +149,9 @@ class Server:
 
         WebSocket upgrades on the same port still go to the WebSocket
         callbacks, and ``on_message`` keeps the messages of other protocols.
-        See :mod:`geworker.wsgi`.
+        See :mod:`geworker.http.wsgi`.
         """
-        from .wsgi import WSGIHandler
+        from .http.wsgi import WSGIHandler
 
         self.http_handler = WSGIHandler(app)
 

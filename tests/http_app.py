@@ -10,7 +10,7 @@ import gevent
 
 from geworker import Server
 from geworker.http import EventStream, FileResponse, HTTPError, Response
-from geworker.static import StaticFiles
+from geworker.http.static import StaticFiles
 
 server = Server(
     os.environ["HTTP_URL"],

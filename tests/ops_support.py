@@ -63,7 +63,7 @@ def run_cli(cwd: Path, *args: str, env: dict[str, str] | None = None,
     full_env = dict(os.environ, PYTHONPATH=f"{cwd}{os.pathsep}{ROOT}", PYTHONUNBUFFERED="1",
                     **(env or {}))
     full_env.pop("GEWORKER_RUN_DIR", None)
-    return subprocess.run([sys.executable, "-m", "geworker.cli", *args], cwd=cwd, env=full_env,
+    return subprocess.run([sys.executable, "-m", "geworker.ops.cli", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
 

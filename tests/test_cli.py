@@ -185,7 +185,7 @@ def test_foreground_start_and_stop(tmp_path):
     env = dict(os.environ, PORT=str(port), PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
     env.pop("GEWORKER_RUN_DIR", None)
     log = open(tmp_path / "fg.log", "wb")  # noqa: SIM115 (closed in finally)
-    proc = subprocess.Popen([sys.executable, "-m", "geworker.cli", "start", "app:server",
+    proc = subprocess.Popen([sys.executable, "-m", "geworker.ops.cli", "start", "app:server",
                              "-w", "1"], cwd=tmp_path, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -538,7 +538,7 @@ CORK_SCRIPT = """
 from gevent import monkey; monkey.patch_all()
 import socket, gevent
 from geworker import Server
-from geworker.http_connection import HttpConnection
+from geworker.http.connection import HttpConnection
 
 server = Server("http://127.0.0.1:1", name="cork")
 server.on_message(lambda conn, request: conn.send("hello"))

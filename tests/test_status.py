@@ -16,7 +16,7 @@ import pytest
 from conftest import LineClient, free_port, wait_until
 from ops_support import instances
 
-from geworker import status
+from geworker.ops import status
 
 __all__ = ["instances"]
 

@@ -255,7 +255,7 @@ def test_bad_handshakes_get_http_errors(srv):
 
 
 def test_http_and_websocket_share_one_port(srv):
-    pytest.importorskip("geworker.http_connection", reason="HTTP support is not merged yet")
+    pytest.importorskip("geworker.http.connection", reason="HTTP support is not merged yet")
     import http.client
 
     port = srv.ports["HTTP_PORT"]
@@ -301,7 +301,7 @@ def page(conn, request):
 
 
 def test_upgrade_without_websocket_callbacks_is_refused(gunicorn):
-    pytest.importorskip("geworker.http_connection", reason="HTTP support is not merged yet")
+    pytest.importorskip("geworker.http.connection", reason="HTTP support is not merged yet")
     port = free_port()
     gunicorn(NO_WS_APP, env={"HTTP_PORT": str(port)})
     with pytest.raises(InvalidStatus) as exc:

@@ -2,7 +2,7 @@
 
 A protocol turns received bytes into complete messages and outgoing messages
 into bytes. It owns no socket and imports no gevent: the transport loop in
-:mod:`geworker.connection` reads, feeds :meth:`Protocol.receive_data`,
+:mod:`geworker.transport.connection` reads, feeds :meth:`Protocol.receive_data`,
 dispatches the messages to ``on_message`` and writes what the protocol asks
 for. Tests drive protocols by pushing bytes, with no socket at all.
 
@@ -56,11 +56,6 @@ class Protocol:
 
     #: Transport used when the URL scheme alone names this protocol.
     default_transport: ClassVar[str] = "tcp"
-
-    #: The :class:`~geworker.connection.Connection` subclass that serves this
-    #: protocol on stream transports (None: the plain one). HTTP and WebSocket
-    #: use it to dispatch their own callbacks.
-    connection_class: ClassVar[type | None] = None
 
     # Slots keep the per-connection cost down; subclasses without __slots__ get a dict.
     __slots__ = ("closed", "max_package_size")

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from geworker.errors import LocalProtocolError
 from geworker.http import EventStream, FileResponse, HTTPError, Request, Response
-from geworker.multipart import parse_multipart, parse_options_header
-from geworker.protocols.http import BODY, HEAD, IDLE, WAITING, HttpError, HttpProtocol
+from geworker.http.multipart import parse_multipart, parse_options_header
+from geworker.http.protocol import BODY, HEAD, IDLE, WAITING, HttpError, HttpProtocol
 from geworker.settings import Options
 
 GET = b"GET /a%20b/c?x=1&y=2&x=3 HTTP/1.1\r\nHost: example\r\nCookie: a=1; b=\"two\"\r\n\r\n"
@@ -307,7 +307,7 @@ def test_multipart_malformed_is_400(body):
 @settings(max_examples=50, deadline=None)
 @given(st.binary(max_size=2000), st.integers(min_value=1, max_value=70))
 def test_multipart_round_trip_any_bytes(data, read_size):
-    import geworker.multipart as mp
+    import geworker.http.multipart as mp
 
     body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x\"\r\n\r\n"
             + data + b"\r\n--XyZ--\r\n")
@@ -395,7 +395,7 @@ def test_mutated_requests_only_raise_http_errors(data):
 
 
 def test_cached_response_headers_stay_checked_and_bounded():
-    from geworker.protocols import http as http_protocol
+    from geworker.http import protocol as http_protocol
 
     proto = HttpProtocol(Options())
     proto.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")

@@ -18,9 +18,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import geworker.protocols.http as http_protocol
-from geworker.http import Request, RequestHead
-from geworker.protocols.http import HttpError, HttpProtocol, parse_fast
+import geworker.http.protocol as http_protocol
+from geworker.http import Request
+from geworker.http.models import RequestHead
+from geworker.http.protocol import HttpError, HttpProtocol, parse_fast
 from geworker.settings import Options
 
 CORPUS = Path(__file__).parent.parent / "http_corpus"
@@ -361,7 +362,7 @@ def test_h11_request_of_a_fast_parsed_head_comes_from_the_engine_in_use() -> Non
 
 
 def test_large_fast_parsed_body_is_spilled_like_h11s() -> None:
-    from geworker.http import BODY_MEMORY_LIMIT
+    from geworker.http.models import BODY_MEMORY_LIMIT
 
     body = b"z" * (BODY_MEMORY_LIMIT + 10)
     post = b"POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)

@@ -22,7 +22,7 @@ from wsproto.events import (
 from wsproto.extensions import PerMessageDeflate
 
 from geworker.errors import LocalProtocolError, RemoteProtocolError
-from geworker.protocols.websocket import (
+from geworker.websocket.protocol import (
     CLOSED,
     CONNECTING,
     OPEN,

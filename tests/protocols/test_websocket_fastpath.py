@@ -20,7 +20,7 @@ from wsproto.connection import Connection
 from wsproto.events import AcceptConnection, BytesMessage, Request, TextMessage
 from wsproto.extensions import PerMessageDeflate
 
-from geworker.protocols.websocket import WebSocketProtocol
+from geworker.websocket.protocol import WebSocketProtocol
 
 BOUNDARY_SIZES = [0, 1, 3, 4, 5, 125, 126, 127, 65535, 65536, 65537]
 

@@ -31,7 +31,7 @@ limits:
   invalid UTF-8, any doubt) goes to wsproto, which defines the behaviour;
   differential tests hold both paths to the same output.
 
-It imports no socket and no gevent; :mod:`geworker.websocket_connection`
+It imports no socket and no gevent; :mod:`geworker.websocket.connection`
 runs it on a socket.
 """
 
@@ -55,9 +55,10 @@ from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
 from wsproto.utilities import generate_accept_token
 
 from ..errors import LocalProtocolError, RemoteProtocolError
-from ..http import Request, check_header, reason_phrase
+from ..http.models import Request
+from ..http.responses import check_header, reason_phrase
+from ..protocols.base import Protocol
 from ..settings import MiB
-from .base import Protocol
 
 if TYPE_CHECKING:
     from wsproto.frame_protocol import FrameDecoder, FrameProtocol
@@ -782,18 +783,3 @@ def _check_handshake(event: h11.Request) -> None:
     if len(nonce) != 16:
         raise _error(400, "missing or malformed Sec-WebSocket-Key")
 
-
-def _connection_class() -> Any:
-    from ..websocket_connection import WebSocketConnection
-
-    return WebSocketConnection
-
-
-class _LazyConnectionClass:
-    """Resolve ``WebSocketProtocol.connection_class`` on first use (that module imports gevent)."""
-
-    def __get__(self, obj: Any, owner: Any) -> Any:
-        return _connection_class()
-
-
-WebSocketProtocol.connection_class = _LazyConnectionClass()  # type: ignore[assignment]

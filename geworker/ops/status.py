@@ -186,7 +186,7 @@ def setup_master(cfg: Any, app_uri: str, declared: dict[str, Any]) -> None:
         _configured = True
         problem = privilege_problem(cfg)
         if problem:
-            from .master import fail_boot
+            from ..master.configure import fail_boot
 
             fail_boot(problem)
         prepare_run_dir(cfg, app_uri, declared,
@@ -431,8 +431,8 @@ class SnapshotWriter:
 
     def snapshot(self) -> dict[str, Any]:
         """The current state of this worker as a JSON-friendly dict."""
-        from . import timers
-        from .stats import counters
+        from .. import timers
+        from ..stats import counters
 
         worker = self.worker
         server = worker.server
@@ -564,7 +564,7 @@ def _versions() -> dict[str, str]:
     import gevent
     import gunicorn
 
-    from . import __version__
+    from .. import __version__
 
     return {"geworker": __version__, "gunicorn": gunicorn.__version__,
             "gevent": gevent.__version__, "python": sys.version.split()[0]}

@@ -27,12 +27,14 @@ from typing import Any
 from gunicorn.util import parse_address
 from gunicorn.workers import base
 
-from . import master, status, timers
+from .. import timers
+from ..errors import ConfigurationError
+from ..listener import Listener
+from ..master import configure
+from ..ops import status
+from ..server import Server
+from ..stats import counters
 from .balance import Balancer
-from .errors import ConfigurationError
-from .listener import Listener
-from .server import Server
-from .stats import counters
 
 __all__ = ["Worker"]
 
@@ -72,13 +74,13 @@ class Worker(base.Worker):  # type: ignore[misc]
         """Called by gunicorn in the master when it loads the worker class."""
         cfg = _calling_config()
         if cfg is not None:
-            master.configure(cfg)
+            configure.configure(cfg)
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
         """Refuse settings that cannot work with geworker."""
         if cfg.preload_app:
-            master.fail_boot("--preload imports the app in the master, before gevent's "
+            configure.fail_boot("--preload imports the app in the master, before gevent's "
                              "monkey patching and outside reloads; run without it")
         if cfg.reuse_port:
             log.warning("geworker: --reuse-port gives each worker its own socket; "
@@ -86,7 +88,7 @@ class Worker(base.Worker):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.index, self.generation = master.assign_index(self)
+        self.index, self.generation = configure.assign_index(self)
         # Signals the master queues after this point, but before the fork,
         # were sent to the new worker (see _catch_early_stop).
         self._master_queue_at_fork = _master_signal_queue().qsize()
@@ -135,7 +137,7 @@ class Worker(base.Worker):  # type: ignore[misc]
                 raise ConfigurationError(
                     f"{self.cfg.default_proc_name!r} is a {type(app).__name__}, "
                     "neither a geworker.Server nor a WSGI application")
-            from .wsgi import server_for_wsgi_app  # a plain WSGI app on gunicorn's binds
+            from ..http.wsgi import server_for_wsgi_app  # a plain WSGI app on gunicorn's binds
 
             app = server_for_wsgi_app(app, [address for _, address in self.bindings], self.cfg)
         self.server = app
@@ -163,7 +165,7 @@ class Worker(base.Worker):  # type: ignore[misc]
                     f"{listener.url} needs TLS: give it ssl_context=... or run gunicorn "
                     "with --certfile and --keyfile")
         for listener in app.datagram_listeners:
-            sock = master.datagram_socket(listener.bind)
+            sock = configure.datagram_socket(listener.bind)
             if sock is None:
                 raise ConfigurationError(f"the master did not bind {listener.url}")
             bindings.append((sock, listener))
@@ -227,13 +229,13 @@ class Worker(base.Worker):  # type: ignore[misc]
         from gevent.pool import Group, Pool
         from gevent.server import StreamServer
 
-        from .datagram import DatagramListener
+        from ..transport.datagram import DatagramListener
 
         assert self.server is not None
         # Every greenlet serving a stream connection; parked connections have none.
         self.connection_greenlets = greenlets = Group()
         self.server.spawn = greenlets.spawn
-        self.balancer = Balancer(master.shared_memory(), self.index, self.cfg.workers,
+        self.balancer = Balancer(configure.shared_memory(), self.index, self.cfg.workers,
                                  self.server.connections)
         self.balancer.start(gevent.get_hub().loop)
         datagram_pool = Pool(self.worker_connections)
@@ -257,7 +259,7 @@ class Worker(base.Worker):  # type: ignore[misc]
             self.stream_servers.append(server)
         self.datagram_pool = datagram_pool
         self._start_parking()
-        master.mark_serving(self.generation)
+        configure.mark_serving(self.generation)
         self._start_bus()
         self.log.info("geworker: worker %s (index %s) serving %s", self.pid, self.index,
                       " ".join(lnr.url for _, lnr in self.bindings) or "no listener")
@@ -281,8 +283,6 @@ class Worker(base.Worker):  # type: ignore[misc]
                 >= self.worker_connections)
 
     def _handle(self, listener: Listener, context: Any, sock: Any, address: Any) -> None:
-        from .connection import Connection
-
         try:
             if listener.transport == "tcp":
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -291,18 +291,17 @@ class Worker(base.Worker):  # type: ignore[misc]
                 if sock is None:
                     return
             assert self.server is not None
-            connection_class = listener.protocol.connection_class or Connection
-            conn = connection_class(sock, address, listener, self.server, self.log)
+            conn = listener.connection_class(sock, address, listener, self.server, self.log)
         except BaseException:
             sock.close()
             raise
         conn.serve()  # closes the socket when the connection ends (not when it parks)
 
     def _start_parking(self) -> None:
-        """Sweep for silent connections to park (see ``geworker.connection``)."""
+        """Sweep for silent connections to park (see ``geworker.transport.connection``)."""
         import gevent
 
-        from .connection import park_idle
+        from ..transport.connection import park_idle
 
         wave = 0  # parked since the last sweep that parked nothing
 
@@ -345,7 +344,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         for server in self.stream_servers:
             server.close()
         handover = gevent.spawn(self._hand_over_datagrams)
-        if master.reload_generation() > self.generation:
+        if configure.reload_generation() > self.generation:
             self._call_hook("on_worker_reload")
         self._call_hook("on_worker_stop")
         timers.cancel_all()
@@ -389,7 +388,7 @@ class Worker(base.Worker):  # type: ignore[misc]
             return
 
         def publish(message: Any) -> int:
-            return bus.publish(message, {self.generation, master.reload_generation()})
+            return bus.publish(message, {self.generation, configure.reload_generation()})
 
         server.publish_to_workers = publish
 
@@ -404,7 +403,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         import gevent
 
         if not self.quick_exit:
-            while master.serving_generation() < master.reload_generation() > self.generation:
+            while configure.serving_generation() < configure.reload_generation() > self.generation:
                 gevent.sleep(0.02)
         for dserver in self.datagram_servers:
             dserver.stop_reading()

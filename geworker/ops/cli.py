@@ -13,7 +13,7 @@
 application API (``-k geworker.Worker`` unless ``-k`` is given); ``-d`` uses
 gunicorn's ``--daemon`` and waits until the workers serve. Every other
 command talks to the running master: signals from gunicorn's vocabulary and
-the files of the instance's run directory (see :mod:`geworker.status`).
+the files of the instance's run directory (see :mod:`geworker.ops.status`).
 
 An instance is found by its run directory: ``--run-dir``, else
 ``$GEWORKER_RUN_DIR``, else ``./.geworker/<app>`` (with no APP, the only
@@ -42,8 +42,8 @@ from typing import Any
 
 from gunicorn.app.wsgiapp import WSGIApplication
 
+from ..master.probe import ProbeError, probe_app
 from . import status
-from .probe import ProbeError, probe_app
 
 __all__ = ["EXIT_ALREADY_RUNNING", "EXIT_FAILED", "EXIT_NOT_RUNNING", "GeworkerApplication",
            "main"]

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from gevent.server import DatagramServer
 
-from .errors import RemoteProtocolError
-from .stats import counters
+from ..errors import RemoteProtocolError
+from ..stats import counters
 
 if TYPE_CHECKING:
-    from .listener import Listener
-    from .server import Server
+    from ..listener import Listener
+    from ..server import Server
 
 __all__ = ["MAX_DATAGRAM_SIZE", "DatagramConnection", "DatagramListener"]
 
@@ -26,7 +26,7 @@ class DatagramConnection:
 
     There is no connection on UDP: ``on_connect`` and ``on_close`` never run,
     and :meth:`close` only sends. The object has the same ``send``/``close``
-    shape as :class:`~geworker.connection.Connection`, so business code does
+    shape as :class:`~geworker.transport.connection.Connection`, so business code does
     not change when a listener moves from ``tcp://`` to ``udp://``.
     """
 

@@ -13,7 +13,7 @@ import tempfile
 from typing import IO, Any, BinaryIO
 from urllib.parse import unquote
 
-from .http import HTTPError
+from .responses import HTTPError
 
 __all__ = ["UploadedFile", "parse_multipart", "parse_options_header"]
 

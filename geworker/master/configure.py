@@ -29,7 +29,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import metrics, status
+from ..ops import metrics, status
 from .probe import ProbeError, probe_app
 
 __all__ = ["EXIT_BOOT_ERROR", "assign_index", "configure", "datagram_socket", "reload_generation"]

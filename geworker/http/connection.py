@@ -1,6 +1,6 @@
 """The transport loop of ``http://`` listeners.
 
-:class:`HttpConnection` reads bytes, feeds :class:`~geworker.protocols.http.HttpProtocol`
+:class:`HttpConnection` reads bytes, feeds :class:`~geworker.http.protocol.HttpProtocol`
 and calls ``on_message(conn, request)`` (or the WSGI application mounted
 with ``Server.mount_wsgi``) once per complete request, strictly in order
 (keep-alive and pipelining). The callback answers with ``conn.send(...)``.
@@ -16,8 +16,8 @@ read and dropped for a moment, so the client sees the answer instead of a
 connection reset.
 
 A request asking for ``Upgrade: websocket`` is handed to
-``geworker.websocket_connection.upgrade_from_http`` (see
-:mod:`geworker.protocols.http`).
+``geworker.websocket.connection.upgrade_from_http`` (see
+:mod:`geworker.http.protocol`).
 """
 
 from __future__ import annotations
@@ -30,24 +30,16 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import gevent.socket
 
-from .connection import CLOSING, OPEN, Connection
-from .errors import LocalProtocolError, RemoteProtocolError
-from .http import (
-    OCTETS,
-    TEXT,
-    EventStream,
-    FileResponse,
-    HTTPError,
-    Request,
-    Response,
-    make_response,
-)
-from .protocols.http import BODY, HEAD, IDLE, HttpProtocol, error_response
-from .stats import counters
+from ..errors import LocalProtocolError, RemoteProtocolError
+from ..stats import counters
+from ..transport.connection import CLOSING, OPEN, Connection
+from .models import Request
+from .protocol import BODY, HEAD, IDLE, HttpProtocol, error_response
+from .responses import OCTETS, TEXT, EventStream, FileResponse, HTTPError, Response, make_response
 
 if TYPE_CHECKING:
-    from .listener import Listener
-    from .server import Server
+    from ..listener import Listener
+    from ..server import Server
 
 __all__ = ["HttpConnection"]
 
@@ -414,7 +406,7 @@ class HttpConnection(Connection):
     def _upgrade(self, request: Request) -> bool:
         """The WebSocket seam: hand the socket to the WebSocket side."""
         try:
-            from .websocket_connection import upgrade_from_http  # type: ignore[import-not-found]
+            from ..websocket.connection import upgrade_from_http  # type: ignore[import-not-found]
         except ImportError:
             self.log.warning("geworker: WebSocket upgrade on %s but WebSocket support is "
                              "not available; answering 501", self.listener.url)
@@ -526,7 +518,7 @@ class _AccessRecord:
 
     def __init__(self, status: int, reason: str | None, headers: list[tuple[str, str]],
                  sent: int) -> None:
-        from .http import reason_phrase
+        from .responses import reason_phrase
 
         self.status = f"{status} {reason if reason is not None else reason_phrase(status)}"
         self.headers = headers
@@ -549,5 +541,3 @@ def access_environ(conn: Connection, request: Request) -> dict[str, Any]:
         environ[key] = f"{environ[key]},{value}" if key in environ else value
     return environ
 
-
-HttpProtocol.connection_class = HttpConnection

@@ -4,7 +4,7 @@ gunicorn's master must not import the application (it would run stale code
 after ``HUP`` and escape gevent's monkey patching), yet it has to bind the
 addresses the application declares. The master runs::
 
-    python -m geworker.probe module:server
+    python -m geworker.master.probe module:server
 
 and reads the last line, ``GEWORKER-PROBE {...}``. It is also the pre-flight
 check before a safe reload.
@@ -34,7 +34,7 @@ def describe_app(app_uri: str) -> dict[str, Any]:
     """Import ``app_uri`` here and describe it (runs inside the probe process)."""
     from gunicorn.util import import_app
 
-    from .server import Server
+    from ..server import Server
 
     app = import_app(app_uri)
     if not isinstance(app, Server):
@@ -62,7 +62,7 @@ def probe_app(app_uri: str, cwd: str | None = None, pythonpath: Sequence[str] = 
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env[PROBE_ENV] = "1"  # lets an app skip import-time side effects when only probed
     try:
-        proc = subprocess.run([sys.executable, "-m", "geworker.probe", app_uri], cwd=cwd,
+        proc = subprocess.run([sys.executable, "-m", "geworker.master.probe", app_uri], cwd=cwd,
                               env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise ProbeError(f"importing {app_uri!r} took more than {timeout:.0f} s") from None
@@ -74,10 +74,10 @@ def probe_app(app_uri: str, cwd: str | None = None, pythonpath: Sequence[str] = 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m geworker.probe APP_URI``."""
+    """Entry point of ``python -m geworker.master.probe APP_URI``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m geworker.probe module:server", file=sys.stderr)
+        print("usage: python -m geworker.master.probe module:server", file=sys.stderr)
         return 2
     try:
         description = describe_app(args[0])

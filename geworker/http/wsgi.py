@@ -23,13 +23,14 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from .errors import ConfigurationError, LocalProtocolError
-from .http import Request, Response
-from .listener import Listener
-from .protocols.http import HttpProtocol
+from ..errors import ConfigurationError, LocalProtocolError
+from ..listener import Listener
+from .models import Request
+from .protocol import HttpProtocol
+from .responses import Response
 
 if TYPE_CHECKING:
-    from .server import Server
+    from ..server import Server
 
 __all__ = ["WSGIHandler", "build_environ", "server_for_wsgi_app"]
 
@@ -66,7 +67,7 @@ def build_environ(conn: Any, request: Request, multiprocess: bool = True) -> dic
         "wsgi.multithread": False,
         "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,
-        "geworker.connection": conn,
+        "geworker.transport.connection": conn,
         "geworker.request": request,
     }
     for name, value in request.head.headers:
@@ -157,7 +158,7 @@ def server_for_wsgi_app(app: WSGIApp, addresses: Sequence[Any], cfg: Any = None)
             (0 disables keep-alive), ``workers`` the ``wsgi.multiprocess`` flag,
             and ``certfile``/``keyfile`` make the TCP listeners ``https://``.
     """
-    from .server import Server
+    from ..server import Server
 
     options: dict[str, Any] = {}
     multiprocess = True

@@ -2,7 +2,7 @@
 
 :class:`HttpProtocol` parses requests with h11, enforces the listener's
 limits and encodes responses. It never touches a socket: the transport loop
-(:class:`geworker.http_connection.HttpConnection`) feeds it bytes, asks for
+(:class:`geworker.http.connection.HttpConnection`) feeds it bytes, asks for
 timeouts by reading :attr:`HttpProtocol.phase`, and writes what it returns.
 
 Request side. h11 parses; on top of it this class refuses what h11 lets
@@ -38,7 +38,7 @@ WebSocket seam. A request carrying ``Upgrade: websocket`` is returned with
 ``h11.Request`` event; parsing stops there (h11 is ``PAUSED``) and the bytes
 the client sent after the head are available once through
 :meth:`HttpProtocol.take_trailing_data`. ``HttpConnection`` then calls
-``geworker.websocket_connection.upgrade_from_http(conn, request, trailing)``,
+``geworker.websocket.connection.upgrade_from_http(conn, request, trailing)``,
 which accepts or refuses the upgrade and takes the socket over (501 when that
 module is missing).
 """
@@ -62,21 +62,19 @@ else:
         import h11
 
 from ..errors import LocalProtocolError, RemoteProtocolError
-from ..http import (
-    BODY_MEMORY_LIMIT,
+from ..protocols.base import Protocol
+from ..settings import Options
+from .models import BODY_MEMORY_LIMIT, Request, RequestHead
+from .responses import (
     JSON,
     OCTETS,
     TEXT,
-    Request,
-    RequestHead,
     Response,
     _dumps,
     check_header,
     make_response,
     reason_phrase,
 )
-from ..settings import Options
-from .base import Protocol
 
 __all__ = ["H11_ENGINE", "HttpError", "HttpProtocol", "Phase", "parse_fast"]
 
@@ -580,18 +578,3 @@ class HttpProtocol(Protocol):
         self.keep_alive = False
         return error_response(status)
 
-
-def _connection_class() -> Any:
-    from ..http_connection import HttpConnection
-
-    return HttpConnection
-
-
-class _LazyConnectionClass:
-    """Resolve ``HttpProtocol.connection_class`` on first use (it imports gevent)."""
-
-    def __get__(self, obj: Any, owner: Any) -> Any:
-        return _connection_class()
-
-
-HttpProtocol.connection_class = _LazyConnectionClass()  # type: ignore[assignment]

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sized
 from typing import Any
 
-from .master import SLOTS_OFFSET
+from ..master.configure import SLOTS_OFFSET
 
 __all__ = ["Balancer"]
 

@@ -1,6 +1,6 @@
 """WebSocket connections: the transport loop of ``websocket://`` listeners and upgraded ``http://``.
 
-:class:`WebSocketConnection` runs a :class:`~geworker.protocols.websocket.WebSocketProtocol`
+:class:`WebSocketConnection` runs a :class:`~geworker.websocket.protocol.WebSocketProtocol`
 on a socket, in the connection's greenlet:
 
 1. ``on_connect(conn)`` (``websocket://`` only: an upgraded HTTP connection
@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 
-from .connection import OPEN, Connection
-from .errors import RemoteProtocolError
-from .http import HTTPError
-from .protocols.websocket import (
+from ..errors import RemoteProtocolError
+from ..http.responses import HTTPError
+from ..stats import counters
+from ..transport.connection import OPEN, Connection
+from .protocol import (
     CONNECTING,
     HANDSHAKE,
     CloseCode,
@@ -39,14 +40,13 @@ from .protocols.websocket import (
     WebSocketRequest,
     _http_response,
 )
-from .stats import counters
 
 if TYPE_CHECKING:
     import socket
 
-    from .http import Request
-    from .listener import Listener
-    from .server import Server
+    from ..http.models import Request
+    from ..listener import Listener
+    from ..server import Server
 
 __all__ = ["WebSocketConnection", "upgrade_from_http"]
 
@@ -57,7 +57,7 @@ class WebSocketConnection(Connection):
     """One WebSocket connection (see the module docstring for its lifecycle).
 
     Attributes:
-        request: the :class:`~geworker.protocols.websocket.WebSocketRequest`
+        request: the :class:`~geworker.websocket.protocol.WebSocketRequest`
             of the opening handshake (path, query, headers, cookies...).
         upgraded: True when it began as an ``http://`` request.
     """

@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.event import Event
 
-from .errors import RemoteProtocolError, SendBufferFull
-from .protocols.base import Protocol
-from .stats import counters
+from ..errors import RemoteProtocolError, SendBufferFull
+from ..protocols.base import Protocol
+from ..stats import counters
 
 if TYPE_CHECKING:
-    from .listener import Listener
-    from .server import Server
+    from ..listener import Listener
+    from ..server import Server
 
 __all__ = ["Connection", "ConnectionState"]
 

@@ -70,7 +70,7 @@ def setup_master(cfg: Any, run_dir: Path | None) -> None:
 
 
 def _start_prometheus(cfg: Any, run_dir: Path | None) -> None:
-    from .master import fail_boot
+    from ..master.configure import fail_boot
 
     value = os.environ[PROMETHEUS_ENV]
     try:
@@ -183,8 +183,8 @@ class WorkerMetrics:
 
     def push(self) -> None:
         """Publish what changed since the last tick."""
-        from . import timers
-        from .stats import counters
+        from .. import timers
+        from ..stats import counters
 
         server = self.worker.server
         open_now = len(server.connections) if server is not None else 0

@@ -15,8 +15,8 @@ import logging
 import socket
 from typing import Any
 
-from .errors import LocalProtocolError
-from .stats import counters
+from ..errors import LocalProtocolError
+from ..stats import counters
 
 __all__ = ["MAX_BUS_MESSAGE", "WorkerBus"]
 

@@ -25,7 +25,8 @@ import os
 from typing import Any
 from urllib.parse import unquote
 
-from .http import FileResponse, HTTPError, Request, Response
+from .models import Request
+from .responses import FileResponse, HTTPError, Response
 
 __all__ = ["StaticFiles"]
 

@@ -1,0 +1,1 @@
+"""Operating an instance: the ``geworker`` command, status snapshots and metrics."""
