@@ -21,8 +21,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import gevent
-
 __all__ = ["add", "cancel", "cancel_all", "count"]
 
 log = logging.getLogger("geworker")
@@ -40,6 +38,8 @@ def add(interval: float, callback: Callable[..., Any], *args: Any, repeat: bool 
     """
     if interval < 0:
         raise ValueError("timer interval must not be negative")
+    import gevent  # here, not at the top: apps import this module in the master's probe too
+
     timer_id = next(_ids)
     watcher = gevent.get_hub().loop.timer(interval, interval if repeat else 0.0)
 

@@ -1,6 +1,6 @@
 """WebSocket against real gunicorn (-w 2): websocket-client, websockets (sync) and raw sockets.
 
-The app is tests/websocket_app.py. One server is shared by the module;
+The app is tests/apps/websocket_app.py. One server is shared by the module;
 signal tests (TERM, HUP) start their own.
 """
 
@@ -22,10 +22,10 @@ from conftest import Gunicorn, client_frame, free_port, wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-TESTS = Path(__file__).resolve().parent
+APPS = Path(__file__).resolve().parent.parent / "apps"
 APP = f"""
 import sys
-sys.path.insert(0, {str(TESTS)!r})
+sys.path.insert(0, {str(APPS)!r})
 from websocket_app import server
 """
 

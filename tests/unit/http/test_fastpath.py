@@ -24,7 +24,7 @@ from geworker.http.models import RequestHead
 from geworker.http.protocol import HttpError, HttpProtocol, parse_fast
 from geworker.settings import Options
 
-CORPUS = Path(__file__).parent.parent / "http_corpus"
+CORPUS = Path(__file__).resolve().parent.parent.parent / "corpus" / "http"
 SETTINGS = settings(max_examples=400, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,4 +1,4 @@
-"""The HTTP application the integration tests run under gunicorn (see tests/test_http.py).
+"""The HTTP app the integration tests run under gunicorn (tests/integration/test_http.py).
 
 Configured by environment: HTTP_URL (listener), STATIC_ROOT (served under /static/).
 """

@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 import socket
 import struct
-from pathlib import Path
 
-from conftest import LineClient, free_port
+from conftest import ROOT, LineClient, free_port
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = ROOT / "examples"
 
 
 def load(name: str, **ports: int) -> str:

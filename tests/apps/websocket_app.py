@@ -1,4 +1,4 @@
-"""The WebSocket test server (tests/test_websocket.py), configured by environment variables.
+"""The WebSocket test server (tests/integration/test_websocket.py), set up by environment.
 
 * WS_PORT: ``websocket://`` echo, 64 KiB messages at most; ``on_websocket_connect``
   rejects ``/deny`` (403), ``/teapot`` (HTTPError 418), fails on ``/crash``; accepts the ``chat``

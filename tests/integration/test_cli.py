@@ -11,7 +11,7 @@ import sys
 import threading
 
 from conftest import ROOT, LineClient, free_port, pid_alive, wait_until
-from ops_support import ECHO_APP, instances, run_cli, wait_pid_gone
+from support.ops import ECHO_APP, instances, run_cli, wait_pid_gone
 
 __all__ = ["instances"]  # the fixture, imported for pytest
 

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LineClient, free_port, pid_alive, wait_until
+from conftest import ROOT, LineClient, free_port, pid_alive, wait_until
 
-CORE_APP = (Path(__file__).parent / "core_app.py").read_text()
+CORE_APP = (ROOT / "tests" / "apps" / "core_app.py").read_text()
 
 
 def start_core(gunicorn, tmp_path, urls, workers=1, args=None, **env):
@@ -365,7 +365,7 @@ def test_user_switch_uses_the_users_primary_group(gunicorn, tmp_path):
 
 def run_gunicorn(tmp_path: Path, source: str, *args: str, timeout: float = 30):
     (tmp_path / "app.py").write_text(source)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "gunicorn", "-k", "geworker.Worker",
                            "--no-control-socket", *args, "app:server"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -484,7 +484,7 @@ def test_workers_exit_when_the_master_dies(gunicorn, tmp_path):
 
 def test_shipped_gunicorn_conf(tmp_path):
     port = free_port()
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     (tmp_path / "app.py").write_text(RELOAD_APP)
     env = dict(os.environ, PYTHONPATH=str(root), PORT_A=str(port), WEB_CONCURRENCY="2")
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn_conf.py"),
@@ -533,8 +533,7 @@ print("ok", once, every)
 
 def test_timer_api_one_shot_args_cancel():
     result = subprocess.run([sys.executable, "-c", TIMER_SCRIPT], capture_output=True, text=True,
-                            timeout=30, env=dict(os.environ, PYTHONPATH=str(Path(__file__)
-                                                                             .resolve().parent.parent)))
+                            timeout=30, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok")
     assert "ZeroDivisionError" in result.stderr  # a failing timer is logged, nothing else breaks

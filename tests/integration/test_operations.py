@@ -1,7 +1,7 @@
 """Operations with real gunicorn: crash recovery, timeouts, privileges, daemon, reload under load.
 
 The longer load run (five HUPs in a row, then TTIN/TTOU) is not part of the
-suite; run it with ``GEWORKER_LONG_LOAD=1 pytest tests/test_operations.py -k long -s``.
+suite; run it with ``GEWORKER_LONG_LOAD=1 pytest tests/integration/test_operations.py -k long -s``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import LineClient, free_port, wait_until
-from load_clients import (
+from support.load_clients import (
     http_keepalive,
     run_load,
     text_connect_loop,
@@ -25,7 +25,7 @@ from load_clients import (
     udp_paced,
     websocket_echo,
 )
-from ops_support import instances, wait_pid_gone
+from support.ops import instances, wait_pid_gone
 
 __all__ = ["instances"]
 

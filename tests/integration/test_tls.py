@@ -7,7 +7,7 @@ import socket
 import ssl
 import time
 
-from conftest import free_port
+from conftest import ROOT, free_port
 
 TLS_APP = """
 import os
@@ -111,12 +111,11 @@ def test_tls_listener_without_certificate_fails_the_boot(tmp_path):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     port = free_port()
     (tmp_path / "app.py").write_text(
         f"from geworker import Server\nserver = Server('text+tls://127.0.0.1:{port}')\n")
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run([sys.executable, "-m", "gunicorn", "-k", "geworker.Worker",
                              "--no-control-socket", "app:server"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=30)

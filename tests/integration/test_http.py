@@ -1,6 +1,6 @@
 """HTTP/1.1 against real gunicorn (-w 2) with http.client and raw sockets.
 
-One server (tests/http_app.py) is shared by the module; every test checks
+One server (tests/apps/http_app.py) is shared by the module; every test checks
 what a real client sees. ``the_workers_survive`` runs after the bad cases:
 same worker pids, still answering.
 """
@@ -22,12 +22,13 @@ from pathlib import Path
 import pytest
 from conftest import Gunicorn, free_port
 
-TESTS = Path(__file__).resolve().parent
-CORPUS = TESTS / "http_corpus"
+TESTS = Path(__file__).resolve().parent.parent
+CORPUS = TESTS / "corpus" / "http"
+APPS = TESTS / "apps"
 
 APP = f"""
 import sys
-sys.path.insert(0, {str(TESTS)!r})
+sys.path.insert(0, {str(APPS)!r})
 from http_app import server
 """
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import LineClient, free_port, wait_until
-from ops_support import instances
+from support.ops import instances
 
 from geworker.ops import status
 

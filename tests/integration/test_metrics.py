@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 from conftest import LineClient, free_port, wait_until
-from ops_support import instances
+from support.ops import instances
 
 __all__ = ["instances"]
 

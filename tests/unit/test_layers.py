@@ -1,0 +1,67 @@
+"""The layering promises that `lint-imports` cannot see: what an import loads at run time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+HEAVY = ("gevent", "gunicorn", "h11", "wsproto", "greenlet")
+
+
+def loaded_after(statement: str) -> set[str]:
+    """Top-level packages among HEAVY that ``statement`` loads in a fresh interpreter."""
+    code = (f"import sys\n{statement}\n"
+            f"print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r})))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, check=True)
+    return set(out.stdout.split())
+
+
+def test_import_geworker_loads_nothing_heavy():
+    assert loaded_after("import geworker") == set()
+
+
+def test_declaring_a_server_loads_nothing_heavy():
+    # The master's probe and `geworker status` import the app: a text:// server
+    # must not drag in gevent, and h11/wsproto only come with their listeners.
+    assert loaded_after("from geworker import Server, timers\n"
+                        "Server('text://127.0.0.1:1', 'frame://127.0.0.1:2')") == set()
+
+
+@pytest.mark.parametrize("module", [
+    "geworker.protocols",
+    "geworker.http.models",
+    "geworker.http.responses",
+    "geworker.http.protocol",
+    "geworker.http.multipart",
+    "geworker.http.static",
+    "geworker.websocket.protocol",
+    "geworker.registry",
+    "geworker.listener",
+    "geworker.server",
+])
+def test_sans_io_layer_never_loads_gevent(module):
+    loaded = loaded_after(f"import {module}")
+    assert not loaded & {"gevent", "gunicorn", "greenlet"}, f"{module} loads {sorted(loaded)}"
+
+
+def test_public_names_resolve():
+    import geworker
+
+    for name in geworker.__all__:
+        assert getattr(geworker, name) is not None, name
+    import geworker.http
+
+    for name in geworker.http.__all__:
+        assert getattr(geworker.http, name) is not None, name
+    with pytest.raises(AttributeError):
+        geworker.no_such_name  # noqa: B018
+
+
+def test_the_check_sees_gevent_where_it_is_loaded():
+    # The transport layer does import gevent: without this, the checks above could not fail.
+    assert {"gevent", "greenlet"} <= loaded_after("import geworker.transport.connection")
