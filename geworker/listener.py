@@ -8,13 +8,11 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 from .protocols.base import Protocol
-from .registry import TRANSPORTS, connection_class, lookup_protocol
+from .registry import TLS_ALIASES, TRANSPORTS, connection_class, lookup_protocol
 from .settings import Options
 
 __all__ = ["Listener"]
 
-#: Schemes that mean "this protocol, over TLS".
-TLS_ALIASES = {"https": "http", "wss": "websocket"}
 
 
 @dataclass(frozen=True)
@@ -64,10 +62,14 @@ class Listener:
         tls = scheme in TLS_ALIASES or url_transport == "tls"
         if url_transport == "tls":
             url_transport = "tcp"
-        found, default_transport = lookup_protocol(name)
+        try:
+            found, default_transport = lookup_protocol(name)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{url}: {exc}") from None
         chosen = transport or url_transport or default_transport
         if chosen not in TRANSPORTS:
-            raise ConfigurationError(f"unknown transport {chosen!r} in {url!r}")
+            raise ConfigurationError(f"{url}: unknown transport {chosen!r} "
+                                     f"(use {', '.join(TRANSPORTS)} or tls)")
         protocol = protocol or found
         if tls and chosen != "tcp":
             raise ConfigurationError(f"TLS runs over tcp only, not {chosen} ({url!r})")

@@ -10,16 +10,19 @@ protocols (see ``docs/architecture.md``).
 
 from __future__ import annotations
 
+import difflib
 from importlib import import_module
 from typing import Any
 
 from .errors import ConfigurationError
 from .protocols.base import Protocol
 
-__all__ = ["BUILTIN_SCHEMES", "TRANSPORTS", "connection_class", "lookup_protocol",
-           "register_protocol"]
+__all__ = ["BUILTIN_SCHEMES", "TLS_ALIASES", "TRANSPORTS", "connection_class", "known_schemes",
+           "lookup_protocol", "register_protocol"]
 
 TRANSPORTS = ("tcp", "udp", "unix")
+#: Schemes that mean "this protocol, over TLS".
+TLS_ALIASES = {"https": "http", "wss": "websocket"}
 
 _RAW = "geworker.protocols.raw:RawProtocol"
 _HTTP = "geworker.http.protocol:HttpProtocol"
@@ -91,16 +94,29 @@ def lookup_protocol(scheme: str) -> tuple[type[Protocol], str]:
     try:
         protocol, transport = _SCHEMES[scheme]
     except KeyError:
-        known = ", ".join(sorted(_SCHEMES))
-        raise ConfigurationError(
-            f"no protocol registered for {scheme}:// (known: {known}); "
-            "use geworker.register_protocol()"
-        ) from None
+        raise ConfigurationError(f"unknown scheme {scheme}://{_suggestion(scheme)}; "
+                                 f"known: {_known_text()}") from None
     if isinstance(protocol, str):
         protocol = _resolve(protocol)
         _SCHEMES[scheme] = (protocol, transport)
     assert isinstance(protocol, type)
     return protocol, transport
+
+
+def known_schemes() -> list[str]:
+    """Every scheme a listener URL may start with, TLS aliases included, sorted."""
+    return sorted({*_SCHEMES, *TLS_ALIASES})
+
+
+def _suggestion(scheme: str) -> str:
+    close = difflib.get_close_matches(scheme, known_schemes(), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}://?)" if close else ""
+
+
+def _known_text() -> str:
+    return (", ".join(f"{s}://" for s in known_schemes())
+            + "; PROTOCOL+TRANSPORT:// picks the transport (text+udp://, frame+unix://), "
+            "PROTOCOL+tls:// adds TLS (text+tls://); geworker.register_protocol() adds schemes")
 
 
 def connection_class(protocol: type[Protocol]) -> type:

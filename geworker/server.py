@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,6 +36,36 @@ CALLBACK_NAMES = {
 }
 
 
+def check_callback(name: str, func: Any) -> None:
+    """Refuse a callback that cannot take the arguments geworker passes it.
+
+    Raises:
+        ConfigurationError: naming the callback, where it is defined and the
+            signature geworker calls it with.
+    """
+    expected = CALLBACK_NAMES[name].partition(")")[0] + ")"
+    if not callable(func):
+        raise ConfigurationError(f"{name} must be a function {expected}, not {func!r}")
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return  # a builtin or an extension type: nothing to check
+    arguments = expected.strip("()").split(", ")
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        raise ConfigurationError(
+            f"{name} callback {getattr(func, '__qualname__', func)}{signature} at {_where(func)} "
+            f"cannot be called as {name}{expected}") from None
+
+
+def _where(func: Any) -> str:
+    code = getattr(inspect.unwrap(func), "__code__", None)
+    if code is None:
+        return "defined elsewhere"
+    return f"{code.co_filename}:{code.co_firstlineno}"
+
+
 class _Callback:
     """A callback slot: ``@server.on_message`` registers, ``server.on_message = f`` too."""
 
@@ -47,6 +78,7 @@ class _Callback:
             return self
 
         def register(func: F) -> F:
+            check_callback(self.name, func)
             server.callbacks[self.name] = func
             return func
 
@@ -57,6 +89,7 @@ class _Callback:
         if func is None:
             server.callbacks.pop(self.name, None)
         else:
+            check_callback(self.name, func)
             server.callbacks[self.name] = func
 
 

@@ -13,8 +13,11 @@ __all__ = ["WorkermanProtocol"]
 class WorkermanProtocol(Protocol):
     """Port a Workerman protocol class method by method.
 
-    Override :meth:`input`, :meth:`decode` and :meth:`encode`, exactly as in
-    Workerman's ``ProtocolInterface`` (without the connection argument)::
+    Override :meth:`input`, :meth:`decode` and :meth:`encode`, as in Workerman's
+    ``ProtocolInterface`` but without its ``$connection`` argument: each stream
+    connection has its own protocol instance, so the state a Workerman protocol
+    keeps on ``$connection`` lives on ``self`` (and bytes it would send from
+    ``input``, such as a handshake answer, are returned by :meth:`data_to_send`)::
 
         class LengthLine(WorkermanProtocol):
             def input(self, buffer: bytes) -> int:

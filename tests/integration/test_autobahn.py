@@ -26,6 +26,7 @@ import asyncio
 import collections
 
 import pytest
+
 from conftest import Gunicorn, free_port
 
 kosoku = pytest.importorskip("kosoku", reason="the kosoku conformance runner is not installed")

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from conftest import Gunicorn, free_port
 
 TESTS = Path(__file__).resolve().parent.parent

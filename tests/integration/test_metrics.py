@@ -10,6 +10,7 @@ import time
 import urllib.request
 
 import pytest
+
 from conftest import LineClient, free_port, wait_until
 from support.ops import instances
 

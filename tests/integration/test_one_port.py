@@ -7,6 +7,7 @@ import http.client
 import ssl
 
 import pytest
+
 from conftest import free_port
 
 trustme = pytest.importorskip("trustme")

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import LineClient, free_port, wait_until
 from support.load_clients import (
     http_keepalive,

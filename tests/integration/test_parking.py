@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LineClient, free_port, wait_until
 from websockets.sync.client import connect
+
+from conftest import LineClient, free_port, wait_until
 
 APP = """
 import json, os

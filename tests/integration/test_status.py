@@ -13,10 +13,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import LineClient, free_port, wait_until
-from support.ops import instances
 
 from geworker.ops import status
+
+from conftest import LineClient, free_port, wait_until
+from support.ops import instances
 
 __all__ = ["instances"]
 

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 import websocket  # websocket-client
-from conftest import Gunicorn, client_frame, free_port, wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+
+from conftest import Gunicorn, client_frame, free_port, wait_until
 
 APPS = Path(__file__).resolve().parent.parent / "apps"
 APP = f"""

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT, LineClient, free_port, pid_alive, wait_until
 
 CORE_APP = (ROOT / "tests" / "apps" / "core_app.py").read_text()

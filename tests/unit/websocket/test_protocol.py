@@ -6,7 +6,6 @@ import struct
 import zlib
 
 import pytest
-from conftest import client_frame
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -29,6 +28,8 @@ from geworker.websocket.protocol import (
     WebSocketProtocol,
     WebSocketRequest,
 )
+
+from conftest import client_frame
 
 
 def client_request(**kwargs) -> tuple[WSConnection, bytes]:
