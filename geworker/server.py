@@ -14,7 +14,7 @@ from .settings import Options
 if TYPE_CHECKING:
     from .transport.connection import Connection
 
-__all__ = ["CALLBACK_NAMES", "Server"]
+__all__ = ["CALLBACK_NAMES", "App", "Server", "check_callback"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -226,3 +226,56 @@ class Server:
     def __repr__(self) -> str:
         urls = ", ".join(lnr.url for lnr in self.listeners)
         return f"<geworker.Server {self.name!r} [{urls}]>"
+
+
+class App:
+    """Several servers, each with its own callbacks, served by the same workers.
+
+    Workerman apps declare one ``Worker`` per role (a WebSocket gateway, an
+    internal ``text://`` admin port, an HTTP API); here each role is a
+    :class:`Server` and an ``App`` runs them together::
+
+        gateway = Server("websocket://0.0.0.0:8080", name="gateway")
+        admin = Server("text://127.0.0.1:2345", name="admin")
+        app = App(gateway, admin)      # gunicorn -k geworker.Worker module:app
+
+    Every gunicorn worker serves every listener of every server (gunicorn's
+    workers are identical), so ``-w`` counts processes for all of them; a
+    server that needs its own process count or user runs as its own instance.
+
+    Raises:
+        ConfigurationError: when no server is given, two servers share a
+            name, or two listeners share an address.
+    """
+
+    def __init__(self, *servers: Server, name: str = "geworker") -> None:
+        if not servers:
+            raise ConfigurationError("App() needs at least one Server")
+        for server in servers:
+            if not isinstance(server, Server):
+                raise ConfigurationError(f"App() takes Server objects, not {server!r}")
+        names = [s.name for s in servers]
+        for dup in sorted({n for n in names if names.count(n) > 1}):
+            raise ConfigurationError(f"two servers are named {dup!r}: give each its own name")
+        seen: dict[tuple[str, bool], str] = {}
+        for server in servers:
+            for lnr in server.listeners:
+                key = (lnr.bind, lnr.is_datagram)
+                if key in seen:
+                    raise ConfigurationError(f"{lnr.url!r} of server {server.name!r} repeats "
+                                             f"the address of {seen[key]}")
+                seen[key] = f"{lnr.url!r} of server " + repr(server.name)
+        self.name = name
+        self.servers = list(servers)
+
+    @property
+    def listeners(self) -> list[Listener]:
+        """Every listener of every server, in declaration order."""
+        return [lnr for server in self.servers for lnr in server.listeners]
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """Answer 500 when mistakenly run by a WSGI worker (see :meth:`Server.__call__`)."""
+        return self.servers[0](environ, start_response)
+
+    def __repr__(self) -> str:
+        return f"<geworker.App {self.name!r} [{', '.join(s.name for s in self.servers)}]>"
