@@ -64,8 +64,10 @@ class Worker(base.Worker):  # type: ignore[misc]
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
-        """Warn about settings that work badly with geworker (``--preload`` is refused
-        earlier, by ``setup()``)."""
+        """Warn about settings that work badly with geworker.
+
+        ``--preload`` is refused earlier, by :meth:`setup` (gunicorn runs it first).
+        """
         if cfg.reuse_port:
             log.warning("geworker: --reuse-port gives each worker its own socket; "
                         "connections queued on a stopping worker are reset on reload")
