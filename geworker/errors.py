@@ -6,11 +6,14 @@
   answer with before the connection is closed.
 * Exceptions from user callbacks are not wrapped: they are logged with their
   traceback, handed to ``on_error`` and the connection is closed.
+
+And one for starting up: :class:`BootError`, the instance cannot start.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "BootError",
     "ConfigurationError",
     "GeworkerError",
     "LocalProtocolError",
@@ -26,6 +29,19 @@ class GeworkerError(Exception):
 
 class ConfigurationError(GeworkerError):
     """A server, listener or setting was declared in a way that cannot work."""
+
+
+class BootError(GeworkerError):
+    """gunicorn's master cannot start the instance as configured; the message says why.
+
+    Raised where the problem is found (a bad ``--bind``, an impossible
+    ``--user``, a metrics address in use...); the master's entry point
+    (``geworker.master.configure.setup_from_gunicorn``) turns it into one line
+    on stderr and exit code :attr:`exit_code`.
+    """
+
+    #: gunicorn's "worker failed to boot" code: the master halts instead of respawning.
+    exit_code = 3
 
 
 class LocalProtocolError(GeworkerError):

@@ -13,7 +13,7 @@
 application API (``-k geworker.Worker`` unless ``-k`` is given); ``-d`` uses
 gunicorn's ``--daemon`` and waits until the workers serve. Every other
 command talks to the running master: signals from gunicorn's vocabulary and
-the files of the instance's run directory (see :mod:`geworker.ops.status`).
+the files of the instance's run directory (see :mod:`geworker.rundir`).
 
 An instance is found by its run directory: ``--run-dir``, else
 ``$GEWORKER_RUN_DIR``, else ``./.geworker/<app>`` (with no APP, the only
@@ -42,8 +42,10 @@ from typing import Any
 
 from gunicorn.app.wsgiapp import WSGIApplication
 
+from .. import rundir
 from ..master.probe import ProbeError, probe_app
-from . import status
+from ..worker import _gunicorn
+from . import report
 
 __all__ = ["EXIT_ALREADY_RUNNING", "EXIT_FAILED", "EXIT_NOT_RUNNING", "GeworkerApplication",
            "main"]
@@ -76,13 +78,10 @@ class GeworkerApplication(WSGIApplication):  # type: ignore[misc]
         finally:
             sys.argv = saved
         if self.ready_fd is not None:
-            user_when_ready = self.cfg.settings["when_ready"].get()
+            _gunicorn.chain_hook(self.cfg, "when_ready", self._when_ready)
 
-            def when_ready(arbiter: Any) -> None:
-                self._signal_ready()
-                user_when_ready(arbiter)
-
-            self.cfg.set("when_ready", when_ready)
+    def _when_ready(self, arbiter: Any) -> None:
+        self._signal_ready()
 
     def _signal_ready(self) -> None:
         """Tell ``start -d`` the master is up (it sees EOF without it if the start failed)."""
@@ -98,8 +97,8 @@ class Instance:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.cli = status.read_json(run_dir / CLI_FILE) or {}
-        self.master = status.read_master(run_dir) or {}
+        self.cli = rundir.read_json(run_dir / CLI_FILE) or {}
+        self.master = rundir.read_master(run_dir) or {}
 
     @property
     def pidfile(self) -> Path:
@@ -115,7 +114,7 @@ class Instance:
         if self.master.get("pid"):
             candidates.append(int(self.master["pid"]))
         for pid in candidates:
-            if status.master_alive(pid):
+            if rundir.master_alive(pid):
                 return pid
         return None
 
@@ -136,11 +135,11 @@ def locate(app: str | None, run_dir: str | None) -> Path:
     """
     if run_dir:
         return Path(run_dir).absolute()
-    if os.environ.get(status.RUN_DIR_ENV) or app:
-        return status.default_run_dir(os.getcwd(), app or "")
+    if os.environ.get(rundir.RUN_DIR_ENV) or app:
+        return rundir.default_run_dir(os.getcwd(), app or "")
     base = Path.cwd() / ".geworker"
     found = sorted(p for p in base.glob("*")
-                   if (p / CLI_FILE).exists() or (p / status.MASTER_FILE).exists())
+                   if (p / CLI_FILE).exists() or (p / rundir.MASTER_FILE).exists())
     running = [p for p in found if Instance(p).pid() is not None]
     choices = running or found
     if len(choices) == 1:
@@ -197,7 +196,7 @@ def start(args: argparse.Namespace, gunicorn_args: list[str]) -> int:
         _fail("start needs the application, e.g. geworker start app:server", EXIT_USAGE)
         return EXIT_USAGE
     cwd = Path(parsed.chdir or os.getcwd()).absolute()
-    run_dir = Path(args.run_dir).absolute() if args.run_dir else status.default_run_dir(cwd, app)
+    run_dir = Path(args.run_dir).absolute() if args.run_dir else rundir.default_run_dir(cwd, app)
     inst = Instance(run_dir)
     running = inst.pid()
     if running is not None:
@@ -227,10 +226,10 @@ def start(args: argparse.Namespace, gunicorn_args: list[str]) -> int:
     record = {"app": app, "cwd": str(cwd), "pidfile": str(Path(cwd, pidfile)),
               "args": list(gunicorn_args), "daemon": bool(args.daemon),
               "log_file": log_file, "prometheus": args.prometheus}
-    status.write_json(run_dir / CLI_FILE, record)
-    os.environ[status.RUN_DIR_ENV] = str(run_dir)
+    rundir.write_json(run_dir / CLI_FILE, record)
+    os.environ[rundir.RUN_DIR_ENV] = str(run_dir)
     if args.prometheus:
-        from .metrics import PROMETHEUS_ENV
+        from ..worker.metrics import PROMETHEUS_ENV
 
         os.environ[PROMETHEUS_ENV] = args.prometheus
     if not args.daemon:
@@ -275,7 +274,7 @@ def _wait_started(inst: Instance, log_file: str | None, log_offset: int,
         pid = inst.pid()
         if pid is not None:
             seen_master = True
-            data = status.collect_status(inst.run_dir)
+            data = report.collect_status(inst.run_dir)
             if data and data["workers"] and all(w["state"] != "starting"
                                                 for w in data["workers"]) \
                     and len(data["workers"]) >= int(data["master"]["workers"]):
@@ -318,7 +317,7 @@ def stop(args: argparse.Namespace) -> int:
     os.kill(pid, sig)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if not status.master_alive(pid):
+        if not rundir.master_alive(pid):
             print(f"geworker: {inst.app} stopped")
             return 0
         time.sleep(0.05)
@@ -387,7 +386,7 @@ def reload(args: argparse.Namespace) -> int:
     os.kill(pid, signal.SIGHUP)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        master = status.read_master(inst.run_dir) or {}
+        master = rundir.read_master(inst.run_dir) or {}
         if int(master.get("reloads", 0)) > before:
             print(f"geworker: {inst.app} reloading (pid {pid}, reload #{before + 1})")
             return 0
@@ -406,7 +405,7 @@ def show_status(args: argparse.Namespace) -> int:
     previous: dict[int, tuple[float, int]] = {}
     n = 0
     while True:
-        data = status.collect_status(inst.run_dir)
+        data = report.collect_status(inst.run_dir)
         if data is None:
             _fail(f"{inst.app} is not running", EXIT_NOT_RUNNING)
             return EXIT_NOT_RUNNING
@@ -427,7 +426,7 @@ def show_status(args: argparse.Namespace) -> int:
         else:
             if args.daemon and sys.stdout.isatty():
                 print("\033[H\033[2J", end="")
-            print(status.format_status(data, qps or None), flush=True)
+            print(report.format_status(data, qps or None), flush=True)
         n += 1
         if not args.daemon or (iterations and n >= iterations):
             return 0
@@ -440,15 +439,15 @@ def show_status(args: argparse.Namespace) -> int:
 def show_connections(args: argparse.Namespace) -> int:
     """``geworker connections``: every open connection of every worker."""
     inst, _ = _running(args)
-    stamp = status.request_connections(inst.run_dir)
-    data = status.collect_connections(inst.run_dir, stamp, timeout=args.wait)
+    stamp = report.request_connections(inst.run_dir)
+    data = report.collect_connections(inst.run_dir, stamp, timeout=args.wait)
     if data is None:
         _fail(f"{inst.app} is not running", EXIT_NOT_RUNNING)
         return EXIT_NOT_RUNNING
     if args.json:
         print(json.dumps(data))
     else:
-        print(status.format_connections(data))
+        print(report.format_connections(data))
     return 0
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sized
 from typing import Any
 
-from ..master.configure import SLOTS_OFFSET
+from .shared import SLOTS_OFFSET
 
 __all__ = ["Balancer"]
 
@@ -31,7 +31,7 @@ _SLOT = struct.Struct("<q")
 
 
 class Balancer:
-    """Accept gate of one worker, sharing counts through ``shared`` (see ``master``)."""
+    """Accept gate of one worker, sharing counts through ``shared`` (see ``worker.shared``)."""
 
     def __init__(self, shared: Any, index: int, workers: int, connections: Sized) -> None:
         self.shared = shared

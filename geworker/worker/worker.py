@@ -16,11 +16,11 @@ connection still gets its ``on_close``. ``QUIT``/``INT`` skip the wait.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import queue
 import signal
 import socket
-import sys
 from functools import partial
 from typing import Any
 
@@ -30,33 +30,17 @@ from gunicorn.workers import base
 from .. import timers
 from ..errors import ConfigurationError
 from ..listener import Listener
-from ..master import configure
-from ..ops import status
 from ..server import Server
 from ..stats import counters
+from . import _gunicorn, shared
 from .balance import Balancer
+from .snapshot import SnapshotWriter
 
 __all__ = ["Worker"]
 
 PARK_SWEEP = 0.25  # seconds between sweeps for connections to park
 PARK_LIMIT = 250  # connections parked per sweep at most (each holds the hub ~40 us)
 TRIM_AFTER = 1000  # once a wave of this many has parked, give the freed memory back
-
-
-def _calling_config() -> Any:
-    """The gunicorn ``Config`` whose ``worker_class`` property is calling ``setup()``.
-
-    gunicorn calls ``setup()`` without arguments, from that property, in the
-    master, at start and on every reload: the one moment geworker can adjust
-    the config before gunicorn binds.
-    """
-    frame = sys._getframe(2)
-    while frame is not None:
-        candidate = frame.f_locals.get("self")
-        if candidate is not None and hasattr(candidate, "settings") and hasattr(candidate, "set"):
-            return candidate
-        frame = frame.f_back  # type: ignore[assignment]
-    return None
 
 
 class Worker(base.Worker):  # type: ignore[misc]
@@ -71,27 +55,29 @@ class Worker(base.Worker):  # type: ignore[misc]
 
     @classmethod
     def setup(cls) -> None:
-        """Called by gunicorn in the master when it loads the worker class."""
-        cfg = _calling_config()
-        if cfg is not None:
-            configure.configure(cfg)
+        """Called by gunicorn in the master when it loads the worker class.
+
+        Hands over to the master side (``geworker.master.configure``), named by
+        dotted path: the worker layer does not import the master, which sits above it.
+        """
+        importlib.import_module("geworker.master.configure").setup_from_gunicorn()
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
-        """Refuse settings that cannot work with geworker."""
-        if cfg.preload_app:
-            configure.fail_boot("--preload imports the app in the master, before gevent's "
-                             "monkey patching and outside reloads; run without it")
+        """Warn about settings that work badly with geworker.
+
+        ``--preload`` is refused earlier, by :meth:`setup` (gunicorn runs it first).
+        """
         if cfg.reuse_port:
             log.warning("geworker: --reuse-port gives each worker its own socket; "
                         "connections queued on a stopping worker are reset on reload")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.index, self.generation = configure.assign_index(self)
+        self.index, self.generation = shared.assign_index(self)
         # Signals the master queues after this point, but before the fork,
         # were sent to the new worker (see _catch_early_stop).
-        self._master_queue_at_fork = _master_signal_queue().qsize()
+        self._master_queue_at_fork = _gunicorn.master_signal_queue().qsize()
         self.server: Server | None = None
         self.worker_connections: int = self.cfg.worker_connections
         self.bindings: list[tuple[Any, Listener]] = []
@@ -99,7 +85,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         self.datagram_servers: list[Any] = []
         self.quick_exit = False
         self._stop_event: Any = None
-        self.snapshots: status.SnapshotWriter | None = None
+        self.snapshots: SnapshotWriter | None = None
 
     # -- gunicorn contract ------------------------------------------------
 
@@ -165,7 +151,7 @@ class Worker(base.Worker):  # type: ignore[misc]
                     f"{listener.url} needs TLS: give it ssl_context=... or run gunicorn "
                     "with --certfile and --keyfile")
         for listener in app.datagram_listeners:
-            sock = configure.datagram_socket(listener.bind)
+            sock = shared.datagram_socket(listener.bind)
             if sock is None:
                 raise ConfigurationError(f"the master did not bind {listener.url}")
             bindings.append((sock, listener))
@@ -196,7 +182,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         """
         stops = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT)
         queued = []
-        master_queue = _master_signal_queue()
+        master_queue = _gunicorn.master_signal_queue()
         with contextlib.suppress(queue.Empty):
             while True:
                 queued.append(master_queue.get_nowait())
@@ -235,7 +221,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         # Every greenlet serving a stream connection; parked connections have none.
         self.connection_greenlets = greenlets = Group()
         self.server.spawn = greenlets.spawn
-        self.balancer = Balancer(configure.shared_memory(), self.index, self.cfg.workers,
+        self.balancer = Balancer(shared.shared_memory(), self.index, self.cfg.workers,
                                  self.server.connections)
         self.balancer.start(gevent.get_hub().loop)
         datagram_pool = Pool(self.worker_connections)
@@ -259,7 +245,7 @@ class Worker(base.Worker):  # type: ignore[misc]
             self.stream_servers.append(server)
         self.datagram_pool = datagram_pool
         self._start_parking()
-        configure.mark_serving(self.generation)
+        shared.mark_serving(self.generation)
         self._start_bus()
         self.log.info("geworker: worker %s (index %s) serving %s", self.pid, self.index,
                       " ".join(lnr.url for _, lnr in self.bindings) or "no listener")
@@ -321,7 +307,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         import gevent
 
         interval = max(0.05, min(1.0, self.timeout / 2)) if self.timeout else 1.0
-        self.snapshots = snapshots = status.SnapshotWriter(self, interval)
+        self.snapshots = snapshots = SnapshotWriter(self, interval)
         while True:
             self.notify()
             snapshots.write()  # status snapshot + metrics; never raises
@@ -344,7 +330,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         for server in self.stream_servers:
             server.close()
         handover = gevent.spawn(self._hand_over_datagrams)
-        if configure.reload_generation() > self.generation:
+        if shared.reload_generation() > self.generation:
             self._call_hook("on_worker_reload")
         self._call_hook("on_worker_stop")
         timers.cancel_all()
@@ -388,7 +374,7 @@ class Worker(base.Worker):  # type: ignore[misc]
             return
 
         def publish(message: Any) -> int:
-            return bus.publish(message, {self.generation, configure.reload_generation()})
+            return bus.publish(message, {self.generation, shared.reload_generation()})
 
         server.publish_to_workers = publish
 
@@ -403,7 +389,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         import gevent
 
         if not self.quick_exit:
-            while configure.serving_generation() < configure.reload_generation() > self.generation:
+            while shared.serving_generation() < shared.reload_generation() > self.generation:
                 gevent.sleep(0.02)
         for dserver in self.datagram_servers:
             dserver.stop_reading()
@@ -484,16 +470,6 @@ def tls_handshake(sock: Any, address: Any, listener: Listener, context: Any,
         return None
     tls.settimeout(None)
     return tls
-
-
-def _master_signal_queue() -> Any:
-    """gunicorn's master signal queue (copied into each child by the fork).
-
-    Read through the master's installed handler, a bound method of the arbiter.
-    """
-    handler = signal.getsignal(signal.SIGTERM)
-    arbiter = getattr(handler, "__self__", None)
-    return getattr(arbiter, "SIG_QUEUE", None) or queue.SimpleQueue()
 
 
 def _normalize(address: Any) -> Any:

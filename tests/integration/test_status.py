@@ -14,7 +14,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from geworker.ops import status
+from geworker import rundir
+from geworker.master import hooks, privileges
+from geworker.ops import report as ops_report
+from geworker.worker.snapshot import SnapshotWriter
 
 from conftest import LineClient, free_port, wait_until
 from support.ops import instances
@@ -36,7 +39,7 @@ def parse_status(text: str) -> dict:
     exit_header, *exit_rows = [re.split(r" {2,}", line) for line in lines[5:split]]
     assert exit_header == ["exit_status", "exit_count"]
     header, *rows = [re.split(r" {2,}", line) for line in lines[split + 1:]]
-    assert header == status.PROCESS_COLUMNS
+    assert header == ops_report.PROCESS_COLUMNS
     processes = [dict(zip(header, row, strict=True)) for row in rows]
     assert processes[-1]["pid"] == "Summary"
     return {"versions": versions, "fields": fields,
@@ -64,11 +67,11 @@ def sample_status() -> dict:
             "uptime": 3725.0, "load_average": [0.5, 0.25, 0.1],
             "versions": {"geworker": "0.1.0", "gunicorn": "27.0.1", "gevent": "26.9.0",
                          "python": "3.11.7"},
-            "workers": workers, "summary": status._summary(workers)}
+            "workers": workers, "summary": ops_report._summary(workers)}
 
 
 def test_status_text_format_parses_back():
-    report = parse_status(status.format_status(sample_status()))
+    report = parse_status(ops_report.format_status(sample_status()))
     assert report["versions"] == {"geworker": "0.1.0", "gunicorn": "27.0.1",
                                   "gevent": "26.9.0", "Python": "3.11.7"}
     assert report["fields"]["uptime"] == "1h 2m 5s"
@@ -90,7 +93,7 @@ def test_status_text_format_parses_back():
 
 
 def test_live_qps_overrides_snapshot_rate():
-    text = status.format_status(sample_status(), qps={101: 40.0, 102: 2.0})
+    text = ops_report.format_status(sample_status(), qps={101: 40.0, 102: 2.0})
     report = parse_status(text)
     assert [p["qps"] for p in report["processes"][:2]] == ["40.0", "2.0"]
     assert report["summary"]["qps"] == "42.0"
@@ -102,7 +105,7 @@ def test_connections_format():
                              "bytes_read": 10, "bytes_written": 20, "send_queue": 0,
                              "state": "ESTABLISHED", "age": 1.25}],
             "missing": [9]}
-    lines = status.format_connections(data).splitlines()
+    lines = ops_report.format_connections(data).splitlines()
     assert re.split(r" {2,}", lines[1]) == ["1", "7", "tcp", "TextProtocol", "127.0.0.1:2345",
                                             "127.0.0.1:50000", "10", "20", "0", "ESTABLISHED",
                                             "1.2s"]
@@ -118,53 +121,53 @@ def test_connections_format():
     (None, False, "unknown"),
 ])
 def test_classify_exit(raw, aborted, label):
-    assert status.classify_exit(raw, aborted) == label
+    assert hooks.classify_exit(raw, aborted) == label
 
 
 def test_durations_and_sizes():
-    assert status.format_duration(0) == "0s"
-    assert status.format_duration(93784) == "1d 2h 3m 4s"
-    assert status.format_bytes(512) == "512B"
-    assert status.format_bytes(1536) == "1.5K"
-    assert status.format_bytes(3 * 1024 ** 3) == "3.0G"
+    assert ops_report.format_duration(0) == "0s"
+    assert ops_report.format_duration(93784) == "1d 2h 3m 4s"
+    assert ops_report.format_bytes(512) == "512B"
+    assert ops_report.format_bytes(1536) == "1.5K"
+    assert ops_report.format_bytes(3 * 1024 ** 3) == "3.0G"
 
 
 def test_write_json_is_atomic_and_leaves_no_temp_files(tmp_path):
     path = tmp_path / "x.json"
-    status.write_json(path, {"a": 1})
-    status.write_json(path, {"a": 2})
+    rundir.write_json(path, {"a": 1})
+    rundir.write_json(path, {"a": 2})
     assert json.loads(path.read_text()) == {"a": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
     with pytest.raises(TypeError):
-        status.write_json(path, {"bad": object()})
+        rundir.write_json(path, {"bad": object()})
     assert json.loads(path.read_text()) == {"a": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
 
 
 def test_default_run_dir_is_per_directory_and_app(tmp_path, monkeypatch):
-    monkeypatch.delenv(status.RUN_DIR_ENV, raising=False)
-    assert status.default_run_dir(tmp_path / "a", "app:server") == \
+    monkeypatch.delenv(rundir.RUN_DIR_ENV, raising=False)
+    assert rundir.default_run_dir(tmp_path / "a", "app:server") == \
         tmp_path / "a" / ".geworker" / "app-server"
-    assert status.default_run_dir(tmp_path / "b", "pkg.mod:srv") == \
+    assert rundir.default_run_dir(tmp_path / "b", "pkg.mod:srv") == \
         tmp_path / "b" / ".geworker" / "pkg.mod-srv"
-    monkeypatch.setenv(status.RUN_DIR_ENV, str(tmp_path / "run"))
-    assert status.default_run_dir(tmp_path / "a", "app:server") == tmp_path / "run"
+    monkeypatch.setenv(rundir.RUN_DIR_ENV, str(tmp_path / "run"))
+    assert rundir.default_run_dir(tmp_path / "a", "app:server") == tmp_path / "run"
 
 
 def test_privilege_problems(monkeypatch):
     cfg = SimpleNamespace(uid=65534, gid=65534)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setattr(os, "getegid", lambda: 1000)
-    assert "--user 65534 needs the master to run as root" in status.privilege_problem(cfg)
+    assert "--user 65534 needs the master to run as root" in privileges.privilege_problem(cfg)
     cfg = SimpleNamespace(uid=1000, gid=65534)
-    assert "--group 65534 needs" in status.privilege_problem(cfg)
-    assert status.privilege_problem(SimpleNamespace(uid=1000, gid=1000)) is None
+    assert "--group 65534 needs" in privileges.privilege_problem(cfg)
+    assert privileges.privilege_problem(SimpleNamespace(uid=1000, gid=1000)) is None
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert status.privilege_problem(SimpleNamespace(uid=0, gid=0, chdir="/nonexistent")) is None
+    assert privileges.privilege_problem(SimpleNamespace(uid=0, gid=0, chdir="/nonexistent")) is None
 
 
 def test_privilege_problem_unreadable_app_dir(tmp_path):
-    assert status._unreadable_by(tmp_path, os.geteuid() + 12345, 12345) is not None
+    assert privileges._unreadable_by(tmp_path, os.geteuid() + 12345, 12345) is not None
     base = Path(tempfile.mkdtemp(prefix="geworker-perm-"))  # pytest's tmp is private
     request_cleanup = base
     os.chmod(base, 0o755)
@@ -181,12 +184,12 @@ def _check_unreadable(app_dir):
     uid = os.geteuid() + 12345  # someone else: neither owner nor group
     cfg = SimpleNamespace(uid=uid, gid=uid, chdir=str(app_dir))
     if os.geteuid() == 0:
-        problem = status.privilege_problem(cfg)
+        problem = privileges.privilege_problem(cfg)
         assert problem is not None and f"cannot read {app_dir.parent}" in problem
-    assert status._unreadable_by(app_dir, uid, uid) == app_dir.parent
+    assert privileges._unreadable_by(app_dir, uid, uid) == app_dir.parent
     os.chmod(app_dir.parent, 0o755)
-    assert status._unreadable_by(app_dir, uid, uid) in (None, *app_dir.parents)
-    assert status._unreadable_by(app_dir, os.geteuid(), os.getegid()) is None
+    assert privileges._unreadable_by(app_dir, uid, uid) in (None, *app_dir.parents)
+    assert privileges._unreadable_by(app_dir, os.geteuid(), os.getegid()) is None
 
 
 def test_snapshot_writer_never_raises(tmp_path, monkeypatch):
@@ -194,14 +197,14 @@ def test_snapshot_writer_never_raises(tmp_path, monkeypatch):
     log = SimpleNamespace(warning=lambda *a: warnings.append(a))
     worker = SimpleNamespace(log=log, cfg=SimpleNamespace(statsd_host=None), server=None,
                              alive=True, index=0, generation=0)
-    monkeypatch.setattr(status, "_run_dir", tmp_path / "gone")
-    writer = status.SnapshotWriter(worker, 1.0)
+    monkeypatch.setattr(rundir, "_run_dir", tmp_path / "gone")
+    writer = SnapshotWriter(worker, 1.0)
     writer.write()
     writer.write()
     assert len(warnings) == 1  # logged once, then quiet
-    monkeypatch.setattr(status, "_run_dir", tmp_path)
+    monkeypatch.setattr(rundir, "_run_dir", tmp_path)
     (tmp_path / "workers").mkdir()
-    writer = status.SnapshotWriter(worker, 1.0)
+    writer = SnapshotWriter(worker, 1.0)
     writer.write()
     snap = json.loads((tmp_path / "workers" / f"{os.getpid()}.json").read_text())
     assert snap["pid"] == os.getpid() and snap["state"] == "idle" and snap["rss"] > 0

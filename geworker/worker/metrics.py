@@ -26,26 +26,23 @@ Metrics (Prometheus name / statsd name):
 * ``geworker_worker_exits_total{status}`` / ``geworker.worker_exits`` (master)
 
 Workers publish on their heartbeat tick (about once a second) from the
-counters in :mod:`geworker.stats`, so the hot path pays nothing.
+counters in :mod:`geworker.stats`, so the hot path pays nothing. This module
+is the worker side (:class:`WorkerMetrics`); the master side (the
+``/metrics`` server, reload and exit counts) is :mod:`geworker.master.metrics`.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import sys
-from pathlib import Path
 from typing import Any
 
-__all__ = ["PROMETHEUS_ENV", "WorkerMetrics", "setup_master"]
+__all__ = ["COUNTERS", "MULTIPROC_ENV", "PROMETHEUS_ENV", "WorkerMetrics", "emit",
+           "prometheus_enabled"]
 
 PROMETHEUS_ENV = "GEWORKER_PROMETHEUS"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 COUNTERS = ("connections_accepted", "connections_closed", "messages_in", "messages_out",
             "bytes_in", "bytes_out", "send_failures", "datagrams_in")
-
-_started = False
-_master_metrics: dict[str, Any] = {}
 
 
 def prometheus_enabled() -> bool:
@@ -53,102 +50,9 @@ def prometheus_enabled() -> bool:
     return bool(os.environ.get(PROMETHEUS_ENV))
 
 
-def _split_address(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def setup_master(cfg: Any, run_dir: Path | None) -> None:
-    """Master side, at start and on every reload (called by ``master.configure``)."""
-    global _started
-    if not prometheus_enabled() and not cfg.statsd_host:
-        return
-    if prometheus_enabled() and not _started:
-        _started = True
-        _start_prometheus(cfg, run_dir)
-    _install_hooks(cfg)
-
-
-def _start_prometheus(cfg: Any, run_dir: Path | None) -> None:
-    from ..master.configure import fail_boot
-
-    value = os.environ[PROMETHEUS_ENV]
-    try:
-        host, port = _split_address(value)
-    except ValueError:
-        fail_boot(f"{PROMETHEUS_ENV}={value!r} is not host:port")
-    if not os.environ.get(MULTIPROC_ENV):
-        if run_dir is None:
-            fail_boot(f"Prometheus metrics need {MULTIPROC_ENV} or a run directory")
-            return
-        path = run_dir / "prometheus"
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(mode=0o755)
-        if os.geteuid() == 0:
-            os.chown(path, cfg.uid, cfg.gid)
-        # Must be set before prometheus_client is imported: it picks its value
-        # class at import time, and the workers inherit the module.
-        os.environ[MULTIPROC_ENV] = str(path)
-    try:
-        import prometheus_client
-        from prometheus_client import multiprocess
-    except ImportError:
-        fail_boot(f"{PROMETHEUS_ENV} is set but prometheus_client is missing: "
-                  "pip install 'geworker[prometheus]'")
-    registry = prometheus_client.CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    try:
-        prometheus_client.start_http_server(port, addr=host, registry=registry)
-    except OSError as exc:
-        fail_boot(f"cannot serve Prometheus metrics on {value}: {exc}")
-    _master_metrics["reloads"] = prometheus_client.Counter(
-        "geworker_reloads", "Reloads (HUP) of the gunicorn master")
-    _master_metrics["exits"] = prometheus_client.Counter(
-        "geworker_worker_exits", "Worker exits by status", ["status"])
-    print(f"geworker: Prometheus metrics on http://{value}/metrics", file=sys.stderr, flush=True)
-
-
-def _emit(log: Any, metric: str, value: float, mtype: str) -> None:
+def emit(log: Any, metric: str, value: float, mtype: str) -> None:
+    """Send one statsd metric through gunicorn's logger (its statsd handler)."""
     log.info("", extra={"metric": metric, "value": value, "mtype": mtype})
-
-
-def _install_hooks(cfg: Any) -> None:
-    user_child_exit = cfg.settings["child_exit"].get()
-    if not getattr(user_child_exit, "_geworker_metrics", False):
-        def child_exit(arbiter: Any, worker: Any) -> None:
-            try:
-                _worker_exited(arbiter, worker)
-            except Exception as exc:
-                print(f"geworker: metrics for a worker exit failed: {exc}", file=sys.stderr)
-            user_child_exit(arbiter, worker)
-
-        child_exit._geworker_metrics = True  # type: ignore[attr-defined]
-        cfg.set("child_exit", child_exit)
-    user_on_reload = cfg.settings["on_reload"].get()
-    if not getattr(user_on_reload, "_geworker_metrics", False):
-        def on_reload(arbiter: Any) -> None:
-            if "reloads" in _master_metrics:
-                _master_metrics["reloads"].inc()
-            if arbiter.cfg.statsd_host:
-                _emit(arbiter.log, "geworker.reloads", 1, "counter")
-            user_on_reload(arbiter)
-
-        on_reload._geworker_metrics = True  # type: ignore[attr-defined]
-        cfg.set("on_reload", on_reload)
-
-
-def _worker_exited(arbiter: Any, worker: Any) -> None:
-    from . import status
-
-    if prometheus_enabled():
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
-    label = status.classify_exit(status.caller_wait_status(), bool(worker.aborted))
-    if "exits" in _master_metrics:
-        _master_metrics["exits"].labels(label).inc()
-    if arbiter.cfg.statsd_host:
-        _emit(arbiter.log, "geworker.worker_exits", 1, "counter")
 
 
 class WorkerMetrics:
@@ -211,12 +115,12 @@ class WorkerMetrics:
         if self.statsd:
             log = self.worker.log
             prefix = f"geworker.worker.{self.worker.index}"
-            _emit(log, f"{prefix}.connections", open_now, "gauge")
-            _emit(log, f"{prefix}.timers", timer_count, "gauge")
-            _emit(log, f"{prefix}.connections_parked", counters.connections_parked, "gauge")
+            emit(log, f"{prefix}.connections", open_now, "gauge")
+            emit(log, f"{prefix}.timers", timer_count, "gauge")
+            emit(log, f"{prefix}.connections_parked", counters.connections_parked, "gauge")
             for name, delta in deltas.items():
                 if delta:
-                    _emit(log, f"geworker.{name.replace('_', '.', 1)}", delta, "counter")
+                    emit(log, f"geworker.{name.replace('_', '.', 1)}", delta, "counter")
             for kind, delta in errors.items():
                 if delta:
-                    _emit(log, f"geworker.errors.{kind}", delta, "counter")
+                    emit(log, f"geworker.errors.{kind}", delta, "counter")

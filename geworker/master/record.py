@@ -1,0 +1,122 @@
+"""The master's record in the run directory: ``master.json``.
+
+Created at first start together with the run directory (see
+:mod:`geworker.rundir`), then updated from the master's hooks: reloads
+(``HUP``), the target number of workers (``TTIN``/``TTOU``) and worker exits
+by status; removed when the master exits. ``geworker status`` shows it.
+Every function here runs in the master and never raises for a file it
+cannot write: without a run directory ``status`` has no data but the
+server runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import rundir
+from ..rundir import CONNECTIONS_REQUEST, MASTER_FILE, RUN_DIR_ENV, WORKERS_DIR
+
+__all__ = ["prepare_run_dir", "record_exit", "record_reload", "record_workers",
+           "remove_master_record"]
+
+_master: dict[str, Any] = {}
+
+
+def prepare_run_dir(cfg: Any, app_uri: str, declared: dict[str, Any],
+                    warn: Callable[[str], None]) -> Path | None:
+    """Create the run directory in the master at first start and record the instance.
+
+    The directory and its ``workers/`` subdirectory are chowned to the worker
+    user (``cfg.uid``/``cfg.gid``) when the master runs as root. Never raises:
+    without a usable directory ``status`` has no data but the server runs.
+    """
+    path = rundir.default_run_dir(cfg.chdir or os.getcwd(), app_uri)
+    other = rundir.read_master(path)
+    if other and other.get("pid") != os.getpid() and rundir.master_alive(int(other["pid"])):
+        warn(f"geworker: run directory {path} belongs to the running master "
+             f"{other['pid']}; set {RUN_DIR_ENV} to give this instance its own")
+        return None
+    try:
+        workers = path / WORKERS_DIR
+        workers.mkdir(parents=True, exist_ok=True)
+        for stale in workers.iterdir():  # left by a previous run that was killed
+            stale.unlink()
+        for p in (path, workers):
+            os.chmod(p, 0o755)
+            if os.geteuid() == 0 and (cfg.uid, cfg.gid) != (0, 0):
+                os.chown(p, cfg.uid, cfg.gid)
+    except OSError as exc:
+        warn(f"geworker: no run directory ({exc}); 'geworker status' will have no data")
+        return None
+    rundir.set_run_dir(path)
+    _master.clear()
+    _master.update({
+        "pid": os.getpid(),
+        "app": app_uri,
+        "name": declared.get("name", app_uri),
+        "listeners": declared.get("listeners", []),
+        "started": time.time(),
+        "cwd": str(cfg.chdir or os.getcwd()),
+        "pidfile": os.path.abspath(cfg.pidfile) if cfg.pidfile else None,
+        "control_socket": (None if cfg.control_socket_disable
+                           else os.path.abspath(cfg.control_socket)),
+        "pythonpath": cfg.pythonpath or "",
+        "graceful_timeout": cfg.graceful_timeout,
+        "workers": cfg.workers,
+        "reloads": 0,
+        "exits": {},
+        "user": [cfg.uid, cfg.gid],
+    })
+    _save_master()
+    return path
+
+
+def _save_master() -> None:
+    path = rundir.run_dir()
+    if path is None:
+        return
+    with contextlib.suppress(OSError):
+        rundir.write_json(path / MASTER_FILE, _master)
+
+
+def record_reload(cfg: Any) -> None:
+    """Count a reload (``HUP``) in the master's record."""
+    if _master:
+        _master["reloads"] += 1
+        _master["workers"] = cfg.workers
+        _save_master()
+
+
+def record_workers(count: int) -> None:
+    """Record the target number of workers (``TTIN``/``TTOU`` change it)."""
+    if _master:
+        _master["workers"] = count
+        _save_master()
+
+
+def record_exit(pid: int, label: str) -> None:
+    """Count a worker exit by its label (see ``hooks.classify_exit``), drop its snapshot files."""
+    if _master:
+        exits = _master["exits"]
+        exits[label] = exits.get(label, 0) + 1
+        _save_master()
+    path = rundir.run_dir()
+    if path is not None:
+        for name in (f"{pid}.json", f"{pid}.connections.json"):
+            with contextlib.suppress(OSError):
+                (path / WORKERS_DIR / name).unlink()
+
+
+def remove_master_record() -> None:
+    """Forget the instance when the master exits."""
+    path = rundir.run_dir()
+    if path is None:
+        return
+    for name in (MASTER_FILE, CONNECTIONS_REQUEST):
+        with contextlib.suppress(OSError):
+            (path / name).unlink()
