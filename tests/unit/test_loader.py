@@ -3,6 +3,7 @@ the declaration errors themselves)."""
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 import textwrap
@@ -19,12 +20,13 @@ from geworker.server import App
 def module(tmp_path, monkeypatch):
     """Factory: write source to a uniquely named module in tmp_path; returns its name."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
     names = []
 
     def write(source: str) -> str:
         name = f"app_{uuid.uuid4().hex[:8]}"
         (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        importlib.invalidate_caches()
         names.append(name)
         return name
 
