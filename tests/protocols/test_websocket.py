@@ -22,13 +22,9 @@ from wsproto.events import (
 from wsproto.extensions import PerMessageDeflate
 
 from geworker.errors import LocalProtocolError, RemoteProtocolError
-from geworker.websocket.protocol import (
-    CLOSED,
-    CONNECTING,
-    OPEN,
-    WebSocketProtocol,
-    WebSocketRequest,
-)
+from geworker.websocket.protocol import WebSocketPhase, WebSocketProtocol, WebSocketRequest
+
+CLOSED, CONNECTING, OPEN = WebSocketPhase.CLOSED, WebSocketPhase.CONNECTING, WebSocketPhase.OPEN
 
 
 def client_request(**kwargs) -> tuple[WSConnection, bytes]:
