@@ -2,10 +2,13 @@
 
 The sans-IO half: :mod:`~geworker.http.models` (:class:`Request`, headers),
 :mod:`~geworker.http.responses` (:class:`Response`, :class:`FileResponse`,
-:class:`EventStream`, :class:`HTTPError`), :mod:`~geworker.http.protocol`
-(the parser and encoder), :mod:`~geworker.http.multipart` and
-:mod:`~geworker.http.static`. The runtime half: :mod:`~geworker.http.connection`
-(the transport loop's HTTP connection) and :mod:`~geworker.http.wsgi`.
+:class:`EventStream`, :class:`HTTPError`, the one error-answer builder),
+:mod:`~geworker.http.protocol` (the parser and encoder),
+:mod:`~geworker.http.multipart`, :mod:`~geworker.http.static`,
+:mod:`~geworker.http.environ` (the CGI environ) and
+:mod:`~geworker.http.accesslog`. The runtime half:
+:mod:`~geworker.http.connection` (the transport loop's HTTP connection) and
+:mod:`~geworker.http.wsgi`.
 
 The names users write (``geworker.http.Response`` and the rest below) are
 loaded on first use, so importing this package costs nothing.

@@ -10,7 +10,8 @@ head (from the accept, or from the first byte of a keep-alive request),
 ``http_body_timeout`` for its body (both answered 408 and closed),
 ``http_keepalive_timeout`` between requests (closed quietly).
 
-Error answers (400, 408, 413, 431, 501, 505) use a lingering close: the
+Error answers (400, 408, 413, 431, 501, 505; built by
+:func:`~geworker.http.responses.error_response`) use a lingering close: the
 answer is flushed, the write side shut, and what the client still sends is
 read and dropped for a moment, so the client sees the answer instead of a
 connection reset.
@@ -22,7 +23,6 @@ A request asking for ``Upgrade: websocket`` is handed to
 
 from __future__ import annotations
 
-import datetime
 import socket
 import time
 from typing import TYPE_CHECKING, Any
@@ -32,10 +32,20 @@ import gevent.socket
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..stats import counters
-from ..transport.connection import CLOSING, OPEN, Connection
+from ..transport.connection import CLOSING, OPEN, Connection, ConnectionState
+from .accesslog import AccessRecord, log_access
 from .models import Request
-from .protocol import BODY, HEAD, IDLE, HttpProtocol, error_response
-from .responses import OCTETS, TEXT, EventStream, FileResponse, HTTPError, Response, make_response
+from .protocol import BODY, HEAD, IDLE, HttpProtocol, encode_closing
+from .responses import (
+    OCTETS,
+    TEXT,
+    EventStream,
+    FileResponse,
+    HTTPError,
+    Response,
+    error_response,
+    make_response,
+)
 
 if TYPE_CHECKING:
     from ..listener import Listener
@@ -88,6 +98,11 @@ class HttpConnection(Connection):
         self._handler = getattr(server, "http_handler", None) or self._callbacks.get("on_message")
         # gunicorn's Logger says whether access logging is configured at all.
         self._access = bool(getattr(self.log, "access_log_enabled", False))
+
+    @property
+    def is_open(self) -> bool:
+        """True while the connection can send (what an :class:`EventStream` sink tells)."""
+        return self.state is ConnectionState.OPEN
 
     # -- answering ----------------------------------------------------------
 
@@ -405,13 +420,9 @@ class HttpConnection(Connection):
 
     def _upgrade(self, request: Request) -> bool:
         """The WebSocket seam: hand the socket to the WebSocket side."""
-        try:
-            from ..websocket.connection import upgrade_from_http  # type: ignore[import-not-found]
-        except ImportError:
-            self.log.warning("geworker: WebSocket upgrade on %s but WebSocket support is "
-                             "not available; answering 501", self.listener.url)
-            self._fail(error_response(501))
-            return False
+        # Imported here: an HTTP-only server never loads wsproto.
+        from ..websocket.connection import upgrade_from_http
+
         self.request = request
         try:
             upgrade_from_http(self, request, self.protocol.take_trailing_data())
@@ -440,7 +451,7 @@ class HttpConnection(Connection):
             self.log.info("geworker: connection #%s from %s on %s sent no complete request "
                           "%s within http_%s_timeout; answering 408", self.id,
                           self.remote_address, self.listener.url, what, what)
-            self._fail(error_response(408))
+            self._fail(encode_closing(error_response(408)))
         else:
             self._shutdown()
 
@@ -485,59 +496,23 @@ class HttpConnection(Connection):
     # -- access log -------------------------------------------------------------
 
     def _log_access(self) -> None:
-        """One line through gunicorn's access logger (``access_log_format`` atoms)."""
+        """One line through gunicorn's access logger (see :mod:`geworker.http.accesslog`)."""
         request = self.request
         if request is None:
             return
         response = self._response
         if response is not None:
-            headers = list(response.headers)
-            reason = response.reason
+            record = AccessRecord(self._status, response.reason, list(response.headers),
+                                  self._sent)
         else:
-            headers = [("Content-Type", self._ctype), ("Content-Length", str(self._sent))]
-            reason = None
-        record = _AccessRecord(self._status, reason, headers, self._sent)
-        environ = getattr(request, "wsgi_environ", None) or access_environ(self, request)
-        elapsed = datetime.timedelta(seconds=_monotonic() - self._started_at)
-        try:
-            self.log.access(record, request, environ, elapsed)  # type: ignore[union-attr]
-        except Exception:
-            self.log.exception("geworker: access log failed")
+            record = AccessRecord(self._status, None, [("Content-Type", self._ctype),
+                                                       ("Content-Length", str(self._sent))],
+                                  self._sent)
+        log_access(self.log, self, request, record, _monotonic() - self._started_at)
 
 
 def _release(request: Request) -> None:
     """Delete a request's temporary files (large body, uploads) once it is answered."""
     if not isinstance(request._body, bytes) or "files" in request.__dict__:
         request.close()
-
-
-class _AccessRecord:
-    """What gunicorn's ``Logger.atoms`` reads from a response."""
-
-    __slots__ = ("headers", "sent", "status")
-
-    def __init__(self, status: int, reason: str | None, headers: list[tuple[str, str]],
-                 sent: int) -> None:
-        from .responses import reason_phrase
-
-        self.status = f"{status} {reason if reason is not None else reason_phrase(status)}"
-        self.headers = headers
-        self.sent = sent
-
-
-def access_environ(conn: Connection, request: Request) -> dict[str, Any]:
-    """The CGI-style variables gunicorn's access log atoms use."""
-    address = conn.remote_address
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": request.method,
-        "RAW_URI": request.target,
-        "PATH_INFO": request.path,
-        "QUERY_STRING": request.query_string,
-        "SERVER_PROTOCOL": f"HTTP/{request.http_version}",
-        "REMOTE_ADDR": address[0] if isinstance(address, tuple) else str(address or "-"),
-    }
-    for name, value in request.headers.items():
-        key = "HTTP_" + name.upper().replace("-", "_")
-        environ[key] = f"{environ[key]},{value}" if key in environ else value
-    return environ
 

@@ -182,7 +182,7 @@ class Request:
         """
         head = self.head
         if isinstance(head, RequestHead):
-            from .protocol import h11
+            from ._h11 import h11
 
             return h11.Request(method=head.method, target=head.target,
                                headers=head.raw_headers, http_version=head.http_version)

@@ -9,7 +9,7 @@ Request side. h11 parses; on top of it this class refuses what h11 lets
 through but a front proxy could read differently (``Content-Length`` with
 ``Transfer-Encoding``: 400) and HTTP versions other than 1.0/1.1 (505), and
 applies the head and body size limits (431, 413). Every refusal is a
-:class:`HttpError` carrying the bytes of the error answer; the connection is
+:class:`HttpRequestError` carrying the bytes of the error answer; the connection is
 closed after it. A complete request (head and whole body) is returned by
 :meth:`HttpProtocol.receive_data`; bodies above
 :data:`geworker.http.BODY_MEMORY_LIMIT` are spilled to a temporary file.
@@ -39,8 +39,13 @@ WebSocket seam. A request carrying ``Upgrade: websocket`` is returned with
 the client sent after the head are available once through
 :meth:`HttpProtocol.take_trailing_data`. ``HttpConnection`` then calls
 ``geworker.websocket.connection.upgrade_from_http(conn, request, trailing)``,
-which accepts or refuses the upgrade and takes the socket over (501 when that
-module is missing).
+which accepts or refuses the upgrade and takes the socket over.
+
+Error answers. Every error answer is an
+:func:`~geworker.http.responses.error_response`; :func:`encode_closing` writes
+one that closes the connection (refused requests, timeouts, refused WebSocket
+handshakes), :meth:`HttpProtocol.encode` one inside a request cycle (an
+:class:`~geworker.http.HTTPError` raised by a callback).
 """
 
 from __future__ import annotations
@@ -51,19 +56,12 @@ import tempfile
 import time
 from collections.abc import Iterable
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any, BinaryIO
-
-if TYPE_CHECKING:
-    import h11 as h11  # re-exported: Request.h11_request builds its events with it
-else:
-    try:  # the compiled build of h11 (extra "geworker[fast]"): same API, about 2.5x faster
-        import h11_mypyc as h11
-    except ImportError:
-        import h11
+from typing import Any, BinaryIO
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..protocols.base import Protocol
 from ..settings import Options
+from ._h11 import H11_ENGINE, h11
 from .models import BODY_MEMORY_LIMIT, Request, RequestHead
 from .responses import (
     JSON,
@@ -72,17 +70,17 @@ from .responses import (
     Response,
     _dumps,
     check_header,
+    error_response,
     make_response,
     reason_phrase,
 )
 
-__all__ = ["H11_ENGINE", "HttpError", "HttpProtocol", "Phase", "parse_fast"]
-
-#: The module parsing what the fast parser leaves: ``"h11"`` or ``"h11_mypyc"``.
-H11_ENGINE: str = h11.__name__
+__all__ = ["H11_ENGINE", "HttpPhase", "HttpProtocol", "HttpRequestError", "encode_closing",
+           "parse_fast", "status_line"]
 
 
-class Phase(enum.Enum):
+
+class HttpPhase(enum.Enum):
     """Where the current request cycle is; the transport loop picks its timeout from it."""
 
     IDLE = "idle"  # between requests: nothing of the next one received
@@ -91,20 +89,23 @@ class Phase(enum.Enum):
     WAITING = "waiting"  # request complete, its response not finished
 
 
-IDLE, HEAD, BODY, WAITING = Phase.IDLE, Phase.HEAD, Phase.BODY, Phase.WAITING
+IDLE, HEAD, BODY, WAITING = HttpPhase.IDLE, HttpPhase.HEAD, HttpPhase.BODY, HttpPhase.WAITING
 
 
-class HttpError(RemoteProtocolError):
+class HttpRequestError(RemoteProtocolError):
     """The client sent a request that is answered with an error status and a close.
 
+    Not to be confused with :class:`~geworker.http.HTTPError`, which a
+    callback raises to answer a valid request with an error status.
+
     Attributes:
-        status: the HTTP status sent (400, 408, 413, 431, 501, 505).
+        status: the HTTP status sent (400, 413, 431, 501, 505).
     """
 
     def __init__(self, status: int, reason: str) -> None:
         if len(reason) > 200:  # h11 quotes the offending line: keep log lines short
             reason = reason[:200] + "..."
-        super().__init__(f"HTTP {status}: {reason}", error_response(status))
+        super().__init__(f"HTTP {status}: {reason}", encode_closing(error_response(status)))
         self.status = status
 
 
@@ -191,14 +192,6 @@ def status_line(status: int, reason: str | None = None) -> bytes:
     return f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1")
 
 
-def error_response(status: int, headers: bytes = b"") -> bytes:
-    """A complete error answer that closes the connection."""
-    body = f"{status} {reason_phrase(status)}\n".encode()
-    return (status_line(status) + _date_header() + headers
-            + b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: "
-            + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
-
-
 _HEADER_LINES: dict[tuple[str, str], tuple[bytes, bytes, bytes]] = {}
 _HEADER_LINES_MAX = 4096
 
@@ -230,6 +223,33 @@ def _has_no_body(status: int) -> bool:
     return status < 200 or status in (204, 304)
 
 
+_FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection", b"date"))
+
+
+def encode_closing(response: Response) -> bytes:
+    """A complete answer outside any request cycle, after which the connection closes.
+
+    For error answers (see :func:`~geworker.http.responses.error_response`):
+    the status line, ``Date``, the response's headers (but framing headers,
+    which are set here), ``Content-Length``, ``Connection: close`` and the
+    bytes body.
+
+    Raises:
+        LocalProtocolError: for an invalid status or header, or a streamed body.
+    """
+    body = response.body
+    if not isinstance(body, bytes):
+        raise LocalProtocolError("a closing answer needs a bytes body")
+    parts = [status_line(response.status, response.reason), _date_header()]
+    for name, value in response.headers:
+        lname, _, line = _header_line(name, value)
+        if lname not in _FRAMING:
+            parts.append(line)
+    parts.append(b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+    parts.append(body)
+    return b"".join(parts)
+
+
 class HttpProtocol(Protocol):
     """Sans-IO HTTP/1.1 server side of one connection.
 
@@ -238,7 +258,7 @@ class HttpProtocol(Protocol):
             :class:`~geworker.settings.Options`).
 
     Attributes:
-        phase: the current :class:`Phase`.
+        phase: the current :class:`HttpPhase`.
         keep_alive: whether the connection may serve another request after
             the current response (the connection clears it when draining).
         requests: requests received on this connection so far.
@@ -282,7 +302,7 @@ class HttpProtocol(Protocol):
         next cycle (pipelining).
 
         Raises:
-            HttpError: for a malformed or over-limit request.
+            HttpRequestError: for a malformed or over-limit request.
         """
         conn = self._h11
         if self.phase is WAITING:
@@ -294,7 +314,7 @@ class HttpProtocol(Protocol):
                 conn.receive_data(data)
                 pending = len(conn.trailing_data[0])
             if pending > self.max_head_size + self.max_body_size:
-                raise HttpError(413, "too much pipelined data")
+                raise HttpRequestError(413, "too much pipelined data")
             return []
         if conn is not None:
             conn.receive_data(data)
@@ -351,12 +371,12 @@ class HttpProtocol(Protocol):
                     return [self._complete()]
                 elif event is h11.NEED_DATA:
                     if self.phase is HEAD and len(conn.trailing_data[0]) > self.max_head_size:
-                        raise HttpError(431, "request head too large")
+                        raise HttpRequestError(431, "request head too large")
                     return []
                 else:  # PAUSED or ConnectionClosed: nothing more to parse this cycle
                     return []
         except h11.RemoteProtocolError as exc:
-            raise HttpError(exc.error_status_hint, str(exc)) from None
+            raise HttpRequestError(exc.error_status_hint, str(exc)) from None
 
     def _start(self, event: h11.Request) -> None:
         """Check a new request head (parsed by h11) and note what it asks for."""
@@ -368,7 +388,7 @@ class HttpProtocol(Protocol):
                headers: Iterable[tuple[bytes, bytes]]) -> None:
         """The checks both parsers' requests go through; sets the cycle's state."""
         if version != b"1.1" and version != b"1.0":
-            raise HttpError(505, f"HTTP/{version.decode('latin-1')} is not supported")
+            raise HttpRequestError(505, f"HTTP/{version.decode('latin-1')} is not supported")
         self.requests += 1
         length = -1
         chunked = expect = False
@@ -393,14 +413,14 @@ class HttpProtocol(Protocol):
             elif name == b"upgrade":
                 self._websocket = b"websocket" in value.lower()
         if size > self.max_head_size:
-            raise HttpError(431, f"request head of {size} bytes exceeds "
+            raise HttpRequestError(431, f"request head of {size} bytes exceeds "
                             f"http_max_head_size={self.max_head_size}")
         if chunked and version == b"1.0":
-            raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
+            raise HttpRequestError(400, "Transfer-Encoding in an HTTP/1.0 request")
         if chunked and length >= 0:
-            raise HttpError(400, "Content-Length together with Transfer-Encoding")
+            raise HttpRequestError(400, "Content-Length together with Transfer-Encoding")
         if length > self.max_body_size:
-            raise HttpError(413, f"declared body of {length} bytes exceeds "
+            raise HttpRequestError(413, f"declared body of {length} bytes exceeds "
                             f"http_max_body_size={self.max_body_size}")
         if self.max_requests and self.requests >= self.max_requests:
             keep_alive = False
@@ -413,7 +433,7 @@ class HttpProtocol(Protocol):
     def _add_body(self, data: bytes) -> None:
         self._size += len(data)
         if self._size > self.max_body_size:
-            raise HttpError(413, f"body exceeds http_max_body_size={self.max_body_size}")
+            raise HttpRequestError(413, f"body exceeds http_max_body_size={self.max_body_size}")
         if self._spill is not None:
             self._spill.write(data)
             return
@@ -445,7 +465,7 @@ class HttpProtocol(Protocol):
         Returns ``[request]`` when bytes already received complete one (pipelining).
 
         Raises:
-            HttpError: for a malformed or over-limit request.
+            HttpRequestError: for a malformed or over-limit request.
         """
         conn = self._h11
         if conn is None:
@@ -576,5 +596,5 @@ class HttpProtocol(Protocol):
     def error(self, status: int) -> bytes:
         """An error answer for the current request; the connection must close after it."""
         self.keep_alive = False
-        return error_response(status)
+        return encode_closing(error_response(status))
 

@@ -6,9 +6,15 @@ A callback answers with ``conn.send(response)``: a :class:`Response`, a
 ``list`` is JSON; see :func:`make_response`). Raise :class:`HTTPError` to
 answer with an error status.
 
+Every error answer geworker writes, whether a callback raised
+:class:`HTTPError`, a request was malformed or a WebSocket handshake refused,
+is built by :func:`error_response`; :func:`geworker.http.protocol.encode_closing`
+turns it into the bytes of an answer that closes the connection.
+
 Nothing here writes to a socket: the HTTP connection encodes a response with
-:class:`~geworker.http.protocol.HttpProtocol` and an :class:`EventStream`
-pushes its events through the :class:`EventSink` it is attached to.
+:class:`~geworker.http.protocol.HttpProtocol`, and an :class:`EventStream`
+pushes its events through the :class:`EventSink` it is attached to (the HTTP
+connection).
 """
 
 from __future__ import annotations
@@ -21,15 +27,15 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ..errors import GeworkerError, LocalProtocolError
 
 if TYPE_CHECKING:
     from .models import Request
 
-__all__ = ["JSON", "OCTETS", "TEXT", "EventStream", "FileResponse", "HTTPError", "Response",
-           "check_header", "make_response", "reason_phrase"]
+__all__ = ["JSON", "OCTETS", "TEXT", "EventSink", "EventStream", "FileResponse", "HTTPError",
+           "Response", "check_header", "error_response", "make_response", "reason_phrase"]
 
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
@@ -40,8 +46,6 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 def reason_phrase(status: int) -> str:
     """The standard reason phrase of ``status`` (``""`` when unknown)."""
     return _REASONS.get(status, "")
-
-
 
 
 class HTTPError(GeworkerError):
@@ -58,8 +62,8 @@ class HTTPError(GeworkerError):
         self.headers = list(headers)
 
     def response(self) -> Response:
-        """The response this error answers with."""
-        return Response(f"{self.detail}\n", self.status, self.headers)
+        """The response this error answers with (see :func:`error_response`)."""
+        return error_response(self.status, self.detail, self.headers)
 
 
 # -- responses ----------------------------------------------------------------
@@ -224,6 +228,23 @@ class Response:
         return f"<geworker.http.Response {self.status}>"
 
 
+def error_response(status: int, detail: str = "", headers: Iterable[tuple[Any, Any]] = (),
+                   body: bytes | None = None) -> Response:
+    """An error answer: the one way geworker builds one.
+
+    Args:
+        status: the status code.
+        detail: the text of the body, a line (default: the reason phrase).
+        headers: extra ``(name, value)`` pairs, as ``str`` or ``bytes``.
+        body: the body as given, instead of ``detail`` (no ``Content-Type``
+            is then added: pass one in ``headers``).
+    """
+    if body is None:
+        return Response(f"{detail or reason_phrase(status)}\n", status, headers,
+                        content_type=TEXT)
+    return Response(body, status, headers, content_type="")
+
+
 def make_response(message: Any) -> Response:
     """Turn a ``conn.send`` argument into a :class:`Response`.
 
@@ -367,6 +388,20 @@ class FileResponse(Response):
             return False
 
 
+class EventSink(Protocol):
+    """Where an :class:`EventStream` pushes its events: the HTTP connection it was sent on."""
+
+    @property
+    def is_open(self) -> bool:
+        """True while bytes can still be sent."""
+
+    def send_raw(self, data: bytes) -> bool:
+        """Queue ``data`` for sending as it is; False when it was not queued."""
+
+    def close(self) -> None:
+        """Close once what was queued is sent."""
+
+
 class EventStream(Response):
     """A Server-Sent Events response that stays open.
 
@@ -384,14 +419,14 @@ class EventStream(Response):
             subscribers.add(stream)   # another greenlet calls stream.send(...)
     """
 
-    __slots__ = ("_conn", "_pending")
+    __slots__ = ("_pending", "_sink")
 
     def __init__(self, headers: Iterable[tuple[str, str]] | dict[str, str] | None = None,
                  retry: int | None = None) -> None:
         super().__init__(b"", 200, headers, content_type="text/event-stream; charset=utf-8")
         if not self.has_header("cache-control"):
             self.headers.append(("Cache-Control", "no-cache"))
-        self._conn: Any = None
+        self._sink: EventSink | None = None
         self._pending: list[bytes] = [f"retry: {int(retry)}\n\n".encode()] if retry else []
 
     @staticmethod
@@ -421,33 +456,32 @@ class EventStream(Response):
         Returns False when the stream is closed or the connection's send queue
         is full. Events sent before the stream itself was sent are queued.
         """
-        frame = self.encode_event(data, event, id, retry)
-        if self._conn is None:
-            self._pending.append(frame)
-            return True
-        return bool(self._conn.send_raw(frame)) and not self.closed
+        return self._push(self.encode_event(data, event, id, retry))
 
     def comment(self, text: str = "") -> bool:
         """Send a comment line (keeps proxies from timing the stream out)."""
-        frame = "".join(f": {line}\n" for line in text.split("\n")).encode() + b"\n"
-        if self._conn is None:
+        return self._push("".join(f": {line}\n" for line in text.split("\n")).encode() + b"\n")
+
+    def _push(self, frame: bytes) -> bool:
+        sink = self._sink
+        if sink is None:
             self._pending.append(frame)
             return True
-        return bool(self._conn.send_raw(frame)) and not self.closed
+        return bool(sink.send_raw(frame)) and sink.is_open
 
-    def attach(self, conn: Any) -> bytes:
-        """Bind the stream to its connection; returns the events queued so far."""
-        self._conn = conn
+    def attach(self, sink: EventSink) -> bytes:
+        """Bind the stream to where it is sent; returns the events queued so far."""
+        self._sink = sink
         pending, self._pending = b"".join(self._pending), []
         return pending
 
     @property
     def closed(self) -> bool:
         """True once the stream or its connection is closed."""
-        conn = self._conn
-        return conn is not None and conn.state.name != "OPEN"
+        sink = self._sink
+        return sink is not None and not sink.is_open
 
     def close(self) -> None:
         """End the stream (the connection closes once queued events are sent)."""
-        if self._conn is not None:
-            self._conn.close()
+        if self._sink is not None:
+            self._sink.close()

@@ -10,9 +10,9 @@ Two ways in:
   the HTTP requests of the server's ``http://`` listeners, while WebSocket
   upgrades on the same port go to the WebSocket callbacks.
 
-As in gunicorn, request headers whose names contain ``_`` are left out of
-the environ (they could pass for their ``-`` twins once mapped to
-``HTTP_*``).
+The CGI variables of the environ are built by :mod:`geworker.http.environ`;
+as in gunicorn, request headers whose names contain ``_`` are left out (they
+could pass for their ``-`` twins once mapped to ``HTTP_*``).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes, urlsplit
 
 from ..errors import ConfigurationError, LocalProtocolError
 from ..listener import Listener
+from .environ import cgi_environ
 from .models import Request
 from .protocol import HttpProtocol
 from .responses import Response
@@ -38,50 +38,24 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def build_environ(conn: Any, request: Request, multiprocess: bool = True) -> dict[str, Any]:
-    """The PEP 3333 environ of ``request`` received on ``conn``."""
-    target = request.target
-    if target.startswith(("http://", "https://")):  # absolute form
-        parts = urlsplit(target)
-        path, query = parts.path or "/", parts.query
-    else:
-        path, _, query = target.partition("?")
-    listener = conn.listener
-    remote = conn.remote_address
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": request.method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
-        "QUERY_STRING": query,
-        "RAW_URI": target,
-        "REQUEST_URI": target,
-        "SERVER_NAME": listener.host or "localhost",
-        "SERVER_PORT": str(listener.port or ""),
-        "SERVER_PROTOCOL": f"HTTP/{request.http_version}",
-        "REMOTE_ADDR": remote[0] if isinstance(remote, tuple) else "",
-        "REMOTE_PORT": str(remote[1]) if isinstance(remote, tuple) else "",
+    """The PEP 3333 environ of ``request`` received on ``conn``.
+
+    The CGI variables come from :func:`~geworker.http.environ.cgi_environ`
+    (the access log uses the same); the ``wsgi.*`` keys are added here.
+    """
+    environ = cgi_environ(request, conn.listener, conn.remote_address)
+    environ.update({
         "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "https" if getattr(listener, "tls", False) else "http",
+        "wsgi.url_scheme": "https" if getattr(conn.listener, "tls", False) else "http",
         "wsgi.input": request.stream,
         "wsgi.input_terminated": True,
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": False,
         "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,
-        "geworker.transport.connection": conn,
+        "geworker.connection": conn,
         "geworker.request": request,
-    }
-    for name, value in request.head.headers:
-        if b"_" in name:
-            continue
-        key = name.decode("latin-1").upper().replace("-", "_")
-        text = value.decode("latin-1")
-        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            environ[key] = text
-            continue
-        key = "HTTP_" + key
-        if key in environ:
-            text = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + text
-        environ[key] = text
+    })
     return environ
 
 

@@ -29,17 +29,12 @@ from typing import TYPE_CHECKING, Any
 import gevent
 
 from ..errors import RemoteProtocolError
-from ..http.responses import HTTPError
+from ..http.protocol import encode_closing
+from ..http.responses import HTTPError, error_response
 from ..stats import counters
 from ..transport.connection import OPEN, Connection
-from .protocol import (
-    CONNECTING,
-    HANDSHAKE,
-    CloseCode,
-    WebSocketProtocol,
-    WebSocketRequest,
-    _http_response,
-)
+from .handshake import Reject, WebSocketRequest
+from .protocol import CloseCode, WebSocketPhase, WebSocketProtocol
 
 if TYPE_CHECKING:
     import socket
@@ -117,7 +112,7 @@ class WebSocketConnection(Connection):
         data = protocol.encode(message)
         if data:
             return self.send_raw(data)
-        if protocol.phase is HANDSHAKE or protocol.phase is CONNECTING:
+        if protocol.phase in (WebSocketPhase.HANDSHAKE, WebSocketPhase.CONNECTING):
             self._early.append(message)
             return True
         return False
@@ -247,21 +242,18 @@ class WebSocketConnection(Connection):
         if self.state is not OPEN:
             return None  # the callback closed the connection
         protocol = self.protocol
-        decision = request.decision or ("accept", None, [])
-        if decision[0] == "reject":
-            _, status, headers, body = decision
-            protocol.reject(status, headers, body)
-            self.send_raw(protocol.data_to_send())
+        decision = request.decision
+        messages = protocol.decide(decision)
+        self.send_raw(protocol.data_to_send())
+        if isinstance(decision, Reject):
             self._early.clear()
             if failure is not None:
                 self._callback_failed("on_websocket_connect", failure)  # logs, closes
             else:
                 self.log.info("geworker: WebSocket handshake on %s from %s refused with %s",
-                              self.listener.url, self.remote_address, status)
+                              self.listener.url, self.remote_address, decision.status)
                 Connection.close(self)
             return None
-        messages = protocol.accept(decision[1], decision[2])
-        self.send_raw(protocol.data_to_send())
         early, self._early = self._early, []
         for message in early:
             self.send(message)
@@ -363,8 +355,7 @@ def upgrade_from_http(http_conn: Connection, request: Request, trailing: bytes) 
     """
     callbacks = http_conn.server.callbacks
     if "on_websocket_connect" not in callbacks and "on_websocket_message" not in callbacks:
-        body = b"400 Bad Request: no WebSocket endpoint here\n"
-        http_conn.send_raw(_http_response(400, [(b"Content-Type", b"text/plain")], body))
+        http_conn.send_raw(encode_closing(error_response(400, "no WebSocket endpoint here")))
         http_conn.log.info("geworker: WebSocket upgrade on %s from %s refused: the server "
                            "defines no WebSocket callback", http_conn.listener.url,
                            http_conn.remote_address)

@@ -2,11 +2,12 @@
 
 :class:`WebSocketProtocol` serves one connection from its first byte: h11
 parses the opening handshake request, which :meth:`~WebSocketProtocol.receive_data`
-returns as a :class:`WebSocketRequest` so the application can look at it and
-decide. :meth:`~WebSocketProtocol.accept` then writes the ``101`` answer and
-hands the frames to a ``wsproto`` connection; :meth:`~WebSocketProtocol.reject`
-writes an HTTP error instead. An ``http://`` connection that asks to upgrade
-enters at :meth:`~WebSocketProtocol.start` with its already parsed request.
+returns as a :class:`~geworker.websocket.handshake.WebSocketRequest` so the
+application can look at it and decide. :meth:`~WebSocketProtocol.accept` then
+writes the ``101`` answer and hands the frames to a ``wsproto`` connection;
+:meth:`~WebSocketProtocol.reject` writes an HTTP error instead. An ``http://``
+connection that asks to upgrade enters at :meth:`~WebSocketProtocol.start`
+with its already parsed request.
 
 What this class adds to wsproto, which answers nothing by itself and has no
 limits:
@@ -19,53 +20,59 @@ limits:
 * invalid UTF-8 closes with 1007, protocol violations with 1002;
 * permessage-deflate is negotiated when offered (and enabled), and inflating
   stops at ``max_decompressed_size``, so a small "zip bomb" frame never
-  expands in memory;
+  expands in memory (:mod:`~geworker.websocket.deflate`);
 * nothing is ever sent through wsproto in a state that forbids it (wsproto
   raises ``LocalProtocolError`` there): every sending method returns ``b""``
   once the connection cannot carry what was asked;
-* a fast path for the common case: complete, unfragmented, uncompressed
-  text/binary frames that arrive while wsproto is between messages are
-  decoded here, and outgoing messages are framed here (compressed by
-  wsproto's permessage-deflate code when negotiated). Anything else
-  (control frames, fragments, RSV bits, partial or oversized frames,
-  invalid UTF-8, any doubt) goes to wsproto, which defines the behaviour;
-  differential tests hold both paths to the same output.
+* a fast path for the common case (:mod:`~geworker.websocket.frames`):
+  complete, unfragmented, uncompressed text/binary frames that arrive while
+  wsproto is between messages are decoded without it, and outgoing messages
+  are framed without it. Until something needs wsproto (a control frame, a
+  fragment, compression...) its connection is not even created, so an idle
+  connection does not carry wsproto's objects.
 
-It imports no socket and no gevent; :mod:`geworker.websocket.connection`
-runs it on a socket.
+The modules around it: :mod:`~geworker.websocket.handshake` (the opening
+handshake checks and the request with its decision),
+:mod:`~geworker.websocket.deflate`, :mod:`~geworker.websocket.frames`, and
+:mod:`~geworker.websocket._wsproto`, the one place that touches wsproto's
+private state. It imports no socket and no gevent;
+:mod:`geworker.websocket.connection` runs it on a socket.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
-import struct
-import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import h11
 from wsproto.connection import Connection as WSConnection
 from wsproto.connection import ConnectionState as WSState
-from wsproto.connection import ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
-from wsproto.extensions import PerMessageDeflate
-from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
-from wsproto.utilities import generate_accept_token
 
 from ..errors import LocalProtocolError, RemoteProtocolError
-from ..http.models import Request
-from ..http.responses import check_header, reason_phrase
 from ..protocols.base import Protocol
 from ..settings import MiB
+from ._wsproto import WsprotoView, new_server
+from .deflate import negotiate
+from .frames import decode_simple, encode_message
+from .handshake import (
+    Accept,
+    Reject,
+    WebSocketRequest,
+    accept_answer,
+    check_handshake,
+    refusal,
+    reject_answer,
+)
 
 if TYPE_CHECKING:
-    from wsproto.frame_protocol import FrameDecoder, FrameProtocol
+    from wsproto.extensions import Extension, PerMessageDeflate
 
     from ..settings import Options
 
-__all__ = ["CloseCode", "Phase", "WebSocketProtocol", "WebSocketRequest"]
+__all__ = ["Accept", "CloseCode", "Reject", "WebSocketPhase", "WebSocketProtocol",
+           "WebSocketRequest"]
 
 
 class CloseCode(enum.IntEnum):
@@ -80,7 +87,7 @@ class CloseCode(enum.IntEnum):
     INTERNAL_ERROR = 1011
 
 
-class Phase(enum.Enum):
+class WebSocketPhase(enum.Enum):
     """Lifecycle of a :class:`WebSocketProtocol`, in order, never backwards."""
 
     #: Reading the opening handshake request.
@@ -93,209 +100,9 @@ class Phase(enum.Enum):
     CLOSED = "CLOSED"
 
 
-HANDSHAKE, CONNECTING, OPEN, CLOSED = Phase.HANDSHAKE, Phase.CONNECTING, Phase.OPEN, Phase.CLOSED
-
-_DEFLATE_FLAGS = ("server_no_context_takeover", "client_no_context_takeover")
-_DEFLATE_BITS = ("server_max_window_bits", "client_max_window_bits")
-_SYNC_TAIL = b"\x00\x00\xff\xff"
-_PACK_16 = struct.Struct("!BBH").pack
-_PACK_64 = struct.Struct("!BBQ").pack
-_NO_RSV = RsvBits(False, False, False)
-
-
-def _http_response(status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> bytes:
-    """A complete ``HTTP/1.1`` answer that closes the connection."""
-    head = [f"HTTP/1.1 {status} {reason_phrase(status)}\r\n".encode()]
-    if status >= 200:
-        head.append(b"Connection: close\r\nContent-Length: %d\r\n" % len(body))
-    head.extend(b"%s: %s\r\n" % pair for pair in headers)
-    head.append(b"\r\n")
-    return b"".join(head) + body
-
-
-def _error(status: int, reason: str,
-           headers: Iterable[tuple[bytes, bytes]] = ()) -> RemoteProtocolError:
-    """A refused handshake: the peer gets ``status`` with ``reason`` as a text body."""
-    body = f"{status} {reason_phrase(status)}: {reason}\n".encode()
-    headers = [(b"Content-Type", b"text/plain; charset=utf-8"), *headers]
-    return RemoteProtocolError(f"WebSocket handshake refused ({status}): {reason}",
-                               _http_response(status, headers, body))
-
-
-HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]]
-
-
-def _header_pairs(headers: HeadersArg) -> list[tuple[bytes, bytes]]:
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return [check_header(name, value) for name, value in items]
-
-
-class WebSocketRequest(Request):
-    """The opening handshake, as ``on_websocket_connect(conn, request)`` sees it.
-
-    Everything a :class:`geworker.http.Request` offers (``path``, ``query``,
-    ``headers``, ``cookies``, ``remote_address``...) plus the offered
-    :attr:`subprotocols`. The callback decides with :meth:`accept` or
-    :meth:`reject` (or by raising :class:`geworker.http.HTTPError`); a
-    callback that decides nothing accepts with no subprotocol.
-
-    Attributes:
-        subprotocols: the ``Sec-WebSocket-Protocol`` values offered, in order.
-        extensions: the raw ``Sec-WebSocket-Extensions`` offers.
-    """
-
-    def __init__(self, event: h11.Request, remote_address: Any = None) -> None:
-        super().__init__(event, b"", remote_address, True, True)
-        self.subprotocols: list[str] = []
-        self.extensions: list[str] = []
-        self.key = b""
-        for name, value in event.headers:
-            if name == b"sec-websocket-protocol":
-                self.subprotocols += _split(value)
-            elif name == b"sec-websocket-extensions":
-                self.extensions += _split(value)
-            elif name == b"sec-websocket-key":
-                self.key = value.strip()
-        #: ``("accept", subprotocol, headers)`` or ``("reject", status, headers, body)``.
-        self.decision: tuple[Any, ...] | None = None
-
-    def accept(self, subprotocol: str | None = None, headers: HeadersArg = ()) -> None:
-        """Complete the handshake, optionally choosing a subprotocol and adding headers.
-
-        Raises:
-            LocalProtocolError: ``subprotocol`` was not offered by the client,
-                or a header name/value is invalid (CR, LF, NUL).
-        """
-        if subprotocol is not None and subprotocol not in self.subprotocols:
-            raise LocalProtocolError(
-                f"subprotocol {subprotocol!r} was not offered (offered: {self.subprotocols})")
-        self.decision = ("accept", subprotocol, _header_pairs(headers))
-
-    def reject(self, status: int = 403, body: str | bytes = "", headers: HeadersArg = ()) -> None:
-        """Refuse the handshake with an HTTP ``status`` (300-599), a body and headers.
-
-        The body defaults to the reason phrase. The connection is closed
-        after the answer.
-
-        Raises:
-            LocalProtocolError: for a status outside 300-599 or an invalid header.
-        """
-        if not 300 <= status <= 599:
-            raise LocalProtocolError(f"a WebSocket rejection needs a 3xx-5xx status, not {status}")
-        data = body.encode() if isinstance(body, str) else bytes(body)
-        self.decision = ("reject", status, _header_pairs(headers),
-                         data or f"{status} {reason_phrase(status)}\n".encode())
-
-    def __repr__(self) -> str:
-        return f"<geworker.WebSocketRequest {self.target} subprotocols={self.subprotocols}>"
-
-
-def _split(value: bytes) -> list[str]:
-    return [part.strip() for part in value.decode("latin-1").split(",") if part.strip()]
-
-
-def _deflate_offer(offer: str) -> str | None:
-    """One permessage-deflate offer in wsproto's syntax, or None to decline it.
-
-    RFC 7692 section 5: an offer with an unknown or repeated parameter, or a
-    bad value, is declined. ``server_max_window_bits=8`` is declined too:
-    zlib cannot compress raw deflate with a 256-byte window.
-    """
-    name, *params = (part.strip() for part in offer.split(";"))
-    if name.lower() != "permessage-deflate":
-        return None
-    seen = set()
-    out = ["permessage-deflate"]
-    for param in params:
-        key, eq, value = param.partition("=")
-        key, value = key.strip().lower(), value.strip().strip('"')
-        if key in seen:
-            return None
-        seen.add(key)
-        if key in _DEFLATE_FLAGS:
-            if eq:
-                return None
-            out.append(key)
-        elif key in _DEFLATE_BITS:
-            if not eq and key == "client_max_window_bits":
-                out.append(key)
-                continue
-            if not value.isdigit() or not 9 <= int(value) <= 15:
-                if key == "client_max_window_bits" and value == "8":
-                    value = "9"  # a 512-byte window inflates what a 256-byte one deflated
-                else:
-                    return None
-            out.append(f"{key}={int(value)}")
-        else:
-            return None
-    return "; ".join(out)
-
-
-class _BoundedDeflate(PerMessageDeflate):
-    """wsproto's permessage-deflate, inflating at most ``max_size`` bytes per message.
-
-    wsproto inflates each received chunk whole; here ``decompress`` gets a
-    ``max_length``, so a highly compressed frame stops at the cap (close
-    1009) instead of expanding in memory. A control frame between the
-    fragments of a compressed message no longer resets the message's
-    compressed flag. Uses wsproto's ``_decompressor``/``_inbound_*`` state.
-    """
-
-    def __init__(self, max_size: int) -> None:
-        super().__init__()
-        self.max_size = max_size
-        self._inflated = 0
-
-    def frame_inbound_header(self, proto: FrameDecoder | FrameProtocol, opcode: Opcode,
-                             rsv: RsvBits, payload_length: int) -> CloseReason | RsvBits:
-        if opcode.iscontrol():
-            if rsv.rsv1:
-                return CloseReason.PROTOCOL_ERROR
-            self._inbound_is_compressible = False
-            return RsvBits(True, False, False)
-        return super().frame_inbound_header(proto, opcode, rsv, payload_length)
-
-    def _inflate(self, data: bytes) -> bytes | CloseReason:
-        assert self._decompressor is not None
-        budget = self.max_size - self._inflated
-        try:
-            out = self._decompressor.decompress(data, budget + 1)
-        except zlib.error:
-            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
-        self._inflated += len(out)
-        if self._inflated > self.max_size:
-            return CloseReason.MESSAGE_TOO_BIG
-        return out
-
-    def frame_inbound_payload_data(self, proto: FrameDecoder | FrameProtocol,
-                                   data: bytes) -> bytes | CloseReason:
-        if not self._inbound_compressed or not self._inbound_is_compressible:
-            return data
-        return self._inflate(data)
-
-    def frame_inbound_complete(self, proto: FrameDecoder | FrameProtocol,
-                               fin: bool) -> bytes | CloseReason | None:
-        if not fin or not self._inbound_is_compressible:
-            return None
-        if not self._inbound_compressed:
-            self._inbound_compressed = None
-            return None
-        out = self._inflate(_SYNC_TAIL)
-        self._inflated = 0
-        self._inbound_compressed = None
-        if self.client_no_context_takeover:
-            self._decompressor = None
-        return out
-
-
-class _EventQueue(list):  # type: ignore[type-arg]
-    """wsproto's queue of received events, as a list: it holds one or two events at
-    a time, and an idle connection then keeps 56 bytes instead of an empty deque's 600."""
-
-    __slots__ = ()
-
-    def popleft(self) -> Any:
-        return self.pop(0)
+# Module-level names for the comparisons on the hot path.
+_HANDSHAKE, _CONNECTING = WebSocketPhase.HANDSHAKE, WebSocketPhase.CONNECTING
+_OPEN, _CLOSED = WebSocketPhase.OPEN, WebSocketPhase.CLOSED
 
 
 class WebSocketProtocol(Protocol):
@@ -310,7 +117,7 @@ class WebSocketProtocol(Protocol):
             (same results; False is for differential tests).
 
     Attributes:
-        phase: a :class:`Phase`.
+        phase: a :class:`WebSocketPhase`.
         request: the :class:`WebSocketRequest` once the handshake request is read.
         subprotocol: the subprotocol chosen at :meth:`accept`.
         close_code / close_reason: the code and reason of the close: the
@@ -322,10 +129,10 @@ class WebSocketProtocol(Protocol):
             rejection).
     """
 
-    __slots__ = ("_deflate", "_failure", "_frame_decoder", "_h11", "_hold_failure",
-                 "_message_decoder", "_out", "_parts", "_pending", "_size", "_ws", "close_code",
-                 "close_reason", "compression", "error", "fast_frames", "fast_path",
-                 "max_decompressed_size", "max_message_size", "phase", "request", "subprotocol")
+    __slots__ = ("_deflate", "_failure", "_h11", "_hold_failure", "_out", "_parts", "_pending",
+                 "_size", "_view", "_ws", "close_code", "close_reason", "compression", "error",
+                 "fast_frames", "fast_path", "max_decompressed_size", "max_message_size", "phase",
+                 "request", "subprotocol")
 
     def __init__(self, max_message_size: int = 1 * MiB, compression: bool = True,
                  max_decompressed_size: int | None = None, fast_path: bool = True) -> None:
@@ -334,7 +141,7 @@ class WebSocketProtocol(Protocol):
         self.compression = compression
         self.max_decompressed_size = min(max_decompressed_size or max_message_size,
                                          max_message_size)
-        self.phase = HANDSHAKE
+        self.phase = _HANDSHAKE
         self.request: WebSocketRequest | None = None
         self.subprotocol: str | None = None
         self.close_code: int | None = None
@@ -350,10 +157,9 @@ class WebSocketProtocol(Protocol):
         self._hold_failure = False
         self.fast_path = fast_path
         self.fast_frames = 0
-        self._deflate: _BoundedDeflate | None = None  # permessage-deflate, when negotiated
-        # wsproto's frame and message decoders, to see that it is between messages.
-        self._frame_decoder: Any = None
-        self._message_decoder: Any = None
+        self._deflate: PerMessageDeflate | None = None  # permessage-deflate, when negotiated
+        # What the fast path sees of wsproto (is it between messages?), once started.
+        self._view: WsprotoView | None = None
 
     @classmethod
     def for_listener(cls, options: Options) -> WebSocketProtocol:
@@ -375,10 +181,10 @@ class WebSocketProtocol(Protocol):
                 handshake; its ``response`` is the HTTP answer to send.
         """
         self._h11 = None
-        _check_handshake(event)
+        check_handshake(event)
         self.request = WebSocketRequest(event, remote_address)
         self._pending = trailing
-        self.phase = CONNECTING
+        self.phase = _CONNECTING
         return self.request
 
     def _read_handshake(self, data: bytes) -> list[Any]:
@@ -389,17 +195,17 @@ class WebSocketProtocol(Protocol):
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                raise _error(exc.error_status_hint, str(exc)) from None
+                raise refusal(exc.error_status_hint, str(exc)) from None
             if event is h11.NEED_DATA:
                 return []
             if isinstance(event, h11.Request):
-                _check_handshake(event)
+                check_handshake(event)
                 self.request = WebSocketRequest(event)
             elif event is h11.PAUSED:
                 # h11 stops after an upgrade request: what follows is ours to feed.
                 self._pending = conn.trailing_data[0]
                 self._h11 = None
-                self.phase = CONNECTING
+                self.phase = _CONNECTING
                 assert self.request is not None
                 return [self.request]
             elif isinstance(event, h11.ConnectionClosed):  # pragma: no cover
@@ -413,29 +219,18 @@ class WebSocketProtocol(Protocol):
         :meth:`WebSocketRequest.accept`). The answer is in :meth:`data_to_send`.
         """
         request = self.request
-        if self.phase is not CONNECTING or request is None:
+        if self.phase is not _CONNECTING or request is None:
             raise LocalProtocolError(f"cannot accept a WebSocket in phase {self.phase.value}")
-        out = [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"),
-               (b"Sec-WebSocket-Accept", generate_accept_token(request.key))]
-        if subprotocol is not None:
-            out.append((b"Sec-WebSocket-Protocol", subprotocol.encode()))
-        extensions = []
-        if self.compression:
-            for offer in request.extensions:
-                normalized = _deflate_offer(offer)
-                if normalized is None:
-                    continue
-                deflate = _BoundedDeflate(self.max_decompressed_size)
-                params = deflate.accept(normalized)
-                if params is not None:
-                    value = f"permessage-deflate; {params}" if params else "permessage-deflate"
-                    out.append((b"Sec-WebSocket-Extensions", value.encode()))
-                    extensions.append(deflate)
-                    break
-        out += headers
-        self._out.append(_http_response(101, out))
+        extensions: list[Extension] = []
+        answer = None
+        if self.compression and request.extensions:
+            negotiated = negotiate(request.extensions, self.max_decompressed_size)
+            if negotiated is not None:
+                answer, deflate = negotiated
+                extensions.append(deflate)
+        self._out.append(accept_answer(request.key, subprotocol, answer, headers))
         self.subprotocol = subprotocol
-        self.phase = OPEN
+        self.phase = _OPEN
         if extensions or not self.fast_path:
             self._start_wsproto(extensions)
         # else wsproto starts on first need: until then the fast path does all
@@ -443,30 +238,43 @@ class WebSocketProtocol(Protocol):
         pending, self._pending = self._pending, b""
         return self._receive_frames(pending) if pending else []
 
-    def _start_wsproto(self, extensions: list[Any] | None = None) -> WSConnection:
+    def _start_wsproto(self, extensions: list[Extension] | None = None) -> WSConnection:
         """wsproto's connection, fresh: the state it would have after the fast path's frames."""
-        ws = self._ws = WSConnection(ConnectionType.SERVER, extensions)
-        ws._events = _EventQueue()  # type: ignore[assignment]
+        ws = self._ws = new_server(extensions)
         if self.fast_path:
-            self._deflate = extensions[0] if extensions else None
-            self._frame_decoder = ws._proto._frame_decoder
-            self._message_decoder = ws._proto._message_decoder
+            self._deflate = extensions[0] if extensions else None  # type: ignore[assignment]
+            self._view = WsprotoView(ws)
         return ws
 
     def _wsproto(self) -> WSConnection | None:
         """wsproto's connection once accepted (started now if need be), else None."""
-        if self._ws is None and self.phase is OPEN:
+        if self._ws is None and self.phase is _OPEN:
             return self._start_wsproto()
         return self._ws
 
     def reject(self, status: int = 403, headers: Iterable[tuple[bytes, bytes]] = (),
-               body: bytes = b"") -> None:
-        """Refuse the handshake with an HTTP answer; the connection closes after it."""
-        if self.phase is not CONNECTING:
+               body: bytes | None = None) -> None:
+        """Refuse the handshake with an HTTP answer; the connection closes after it.
+
+        ``body`` None (or empty) is the standard text of ``status``.
+        """
+        if self.phase is not _CONNECTING:
             raise LocalProtocolError(f"cannot reject a WebSocket in phase {self.phase.value}")
-        self._out.append(_http_response(status, headers, body))
-        self.phase = CLOSED
+        self._out.append(reject_answer(status, headers, body or None))
+        self.phase = _CLOSED
         self.closed = True
+
+    def decide(self, decision: Accept | Reject | None) -> list[Any]:
+        """Act on a :class:`WebSocketRequest`'s decision (None: accept, no subprotocol).
+
+        Returns the messages already received when accepted, else ``[]``.
+        """
+        if isinstance(decision, Reject):
+            self.reject(decision.status, decision.headers, decision.body)
+            return []
+        if decision is None:
+            return self.accept()
+        return self.accept(decision.subprotocol, decision.headers)
 
     # -- frames ------------------------------------------------------------
 
@@ -481,72 +289,15 @@ class WebSocketProtocol(Protocol):
                 a WebSocket handshake (the error carries the HTTP answer).
         """
         phase = self.phase
-        if phase is OPEN:
+        if phase is _OPEN:
             return self._receive_frames(data)
-        if phase is HANDSHAKE:
+        if phase is _HANDSHAKE:
             return self._read_handshake(data)
-        if phase is CONNECTING:
+        if phase is _CONNECTING:
             self._pending += data
             if len(self._pending) > self.max_message_size + 64 * 1024:
                 raise RemoteProtocolError("too much data before the handshake was accepted")
         return []
-
-    def _fast_frames(self, data: bytes, messages: list[Any]) -> int:
-        """Decode the complete, simple frames at the start of ``data``; returns the bytes used.
-
-        Simple: FIN set, no RSV bit, text or binary, masked, the shortest
-        length encoding, at most ``max_message_size``, valid UTF-8 for text.
-        Decoding stops at the first frame that is not (or not yet complete):
-        wsproto gets the rest. Only called between messages, where wsproto
-        would have produced exactly these messages from these bytes, with no
-        state left behind (see the differential tests).
-        """
-        end = len(data)
-        pos = 0
-        limit = self.max_message_size
-        while end - pos >= 6:
-            first = data[pos]
-            if first != 0x81 and first != 0x82:  # FIN, no RSV, TEXT or BINARY
-                break
-            length = data[pos + 1] ^ 0x80  # the MASK bit must be set
-            if length < 126:
-                start = pos + 6
-            elif length == 126:
-                if end - pos < 8:
-                    break
-                length = data[pos + 2] << 8 | data[pos + 3]
-                if length < 126:
-                    break
-                start = pos + 8
-            elif length == 127:
-                if end - pos < 14:
-                    break
-                length = int.from_bytes(data[pos + 2:pos + 10], "big")
-                if length < 65536:  # (a length with the MSB set never fits in data)
-                    break
-                start = pos + 14
-            else:  # not masked
-                break
-            stop = start + length
-            if length > limit or stop > end:
-                break
-            if length:
-                # Unmask as one big integer XOR: C speed, whatever the length.
-                mask = data[start - 4:start] * ((length >> 2) + 1)
-                payload = (int.from_bytes(data[start:stop], "little")
-                           ^ int.from_bytes(mask[:length], "little")).to_bytes(length, "little")
-            else:
-                payload = b""
-            if first == 0x81:
-                try:
-                    messages.append(payload.decode())
-                except UnicodeDecodeError:
-                    break  # wsproto fails it with 1007 and its own reason
-            else:
-                messages.append(payload)
-            pos = stop
-        self.fast_frames += len(messages)
-        return pos
 
     def _receive_frames(self, data: bytes) -> list[Any]:
         messages: list[Any] = []
@@ -557,14 +308,16 @@ class WebSocketProtocol(Protocol):
             state = ws.state
             if state is WSState.CLOSED:
                 return []
-            decoder = self._frame_decoder
+            view = self._view
             # The fast path only where wsproto holds no byte, frame or message in
             # progress, and no close has begun: there it has no state to keep.
-            fast = (decoder is not None and state is WSState.OPEN and self.close_code is None
-                    and decoder.header is None and not decoder.buffer.buffer
-                    and self._message_decoder.opcode is None and not self._parts)
+            fast = (view is not None and state is WSState.OPEN and self.close_code is None
+                    and not self._parts and view.between_messages())
         if fast:
-            used = self._fast_frames(data, messages)
+            # Where wsproto would have produced exactly these messages from these
+            # bytes, with no state left behind (see the differential tests).
+            used = decode_simple(data, self.max_message_size, messages)
+            self.fast_frames += len(messages)
             if used == len(data):
                 return messages
             if used:
@@ -616,7 +369,7 @@ class WebSocketProtocol(Protocol):
             return
         elif self.close_code is None:  # pragma: no cover
             self.close_code = event.code
-        self.phase = CLOSED
+        self.phase = _CLOSED
         self.closed = True
 
     def _too_big(self, size: int) -> str:
@@ -644,7 +397,7 @@ class WebSocketProtocol(Protocol):
         if failure is not None and ws is not None and ws.state in (WSState.OPEN,
                                                                     WSState.REMOTE_CLOSING):
             self._out.append(ws.send(CloseConnection(code=failure[0], reason=failure[1])))
-        self.phase = CLOSED
+        self.phase = _CLOSED
 
     def encode(self, message: Any) -> bytes:
         """One message as a frame: ``str`` as text, bytes-like as binary.
@@ -656,29 +409,11 @@ class WebSocketProtocol(Protocol):
             LocalProtocolError: for any other type.
         """
         ws = self._ws
-        if self.fast_path:
-            # An unmasked FIN frame, as wsproto frames it.
-            if isinstance(message, str):
-                payload, first = message.encode(), 0x81
-            elif isinstance(message, bytes):
-                payload, first = message, 0x82
-            elif isinstance(message, (bytearray, memoryview)):
-                payload, first = bytes(message), 0x82
-            else:
-                payload, first = b"", 0
-            if first and (self.phase is OPEN if ws is None else ws.state is WSState.OPEN):
-                deflate = self._deflate
-                if deflate is not None and ws is not None:  # (deflate starts wsproto at once)
-                    # wsproto's own compressor call, so its state stays wsproto's.
-                    opcode = Opcode.TEXT if first == 0x81 else Opcode.BINARY
-                    payload = deflate.frame_outbound(ws._proto, opcode, _NO_RSV, payload, True)[1]
-                    first |= 0x40  # RSV1: compressed
-                size = len(payload)
-                if size < 126:
-                    return bytes((first, size)) + payload
-                if size < 65536:
-                    return _PACK_16(first, 126, size) + payload
-                return _PACK_64(first, 127, size) + payload
+        if self.fast_path and (self.phase is _OPEN if ws is None else ws.state is WSState.OPEN):
+            # (deflate starts wsproto at once: ws is set whenever deflate is)
+            data = encode_message(message, self._deflate, ws)
+            if data is not None:
+                return data
         if isinstance(message, str):
             event: Any = TextMessage(data=message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
@@ -707,7 +442,7 @@ class WebSocketProtocol(Protocol):
             self.close_code, self.close_reason = int(code), reason
         data = ws.send(CloseConnection(code=int(code), reason=reason or None))
         if ws.state is WSState.CLOSED:  # type: ignore[comparison-overlap]  # send() changed it
-            self.phase = CLOSED
+            self.phase = _CLOSED
             self.closed = True
         return data
 
@@ -719,7 +454,7 @@ class WebSocketProtocol(Protocol):
     def is_open(self) -> bool:
         """True while messages can be sent (accepted, no close frame sent or received)."""
         ws = self._ws
-        return self.phase is OPEN if ws is None else ws.state is WSState.OPEN
+        return self.phase is _OPEN if ws is None else ws.state is WSState.OPEN
 
     @property
     def close_sent(self) -> bool:
@@ -749,37 +484,4 @@ class WebSocketProtocol(Protocol):
     def has_partial_message(self) -> bool:
         """True while part of a fragmented (or still arriving) message is buffered."""
         return bool(self._parts)
-
-
-def _check_handshake(event: h11.Request) -> None:
-    """Refuse a request that is not a WebSocket opening handshake (RFC 6455, 4.2.1)."""
-    if event.method != b"GET":
-        raise _error(405, "a WebSocket handshake must be a GET", [(b"Allow", b"GET")])
-    if event.http_version != b"1.1":
-        raise _error(400, "a WebSocket handshake needs HTTP/1.1")
-    upgrade = connection = version = key = b""
-    for name, value in event.headers:
-        if name == b"upgrade":
-            upgrade += b"," + value
-        elif name == b"connection":
-            connection += b"," + value
-        elif name == b"sec-websocket-version":
-            version = value
-        elif name == b"sec-websocket-key":
-            key = value
-    tokens = [t.strip().lower() for t in connection.split(b",")]
-    protocols = [t.strip().lower() for t in upgrade.split(b",")]
-    if b"websocket" not in protocols or b"upgrade" not in tokens:
-        raise _error(426, "this endpoint only speaks WebSocket",
-                     [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"),
-                      (b"Sec-WebSocket-Version", b"13")])
-    if version.strip() != b"13":
-        raise _error(426, "unsupported Sec-WebSocket-Version (13 is)",
-                     [(b"Sec-WebSocket-Version", b"13")])
-    try:
-        nonce = base64.b64decode(key.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        nonce = b""
-    if len(nonce) != 16:
-        raise _error(400, "missing or malformed Sec-WebSocket-Key")
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import geworker.http.protocol as http_protocol
 from geworker.http import Request
 from geworker.http.models import RequestHead
-from geworker.http.protocol import HttpError, HttpProtocol, parse_fast
+from geworker.http.protocol import HttpProtocol, HttpRequestError, parse_fast
 from geworker.settings import Options
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "corpus" / "http"
@@ -109,7 +109,7 @@ def run_protocol(stream: bytes, chunk: int, fast: bool,
                         return log
                     messages = proto.next_cycle()
                     log.append(("phase", proto.phase, proto.data_to_send()))
-        except HttpError as exc:
+        except HttpRequestError as exc:
             log.append(("error", exc.status))
         log.append(("end", proto.phase, proto.has_partial_message))
         return log
@@ -348,7 +348,7 @@ def test_data_pipelined_while_answering_is_bounded_and_kept(first: bytes) -> Non
     assert (req.target, req.body) == ("/n", body)
     proto = HttpProtocol(options)
     proto.receive_data(first)
-    with pytest.raises(HttpError) as exc:
+    with pytest.raises(HttpRequestError) as exc:
         for _ in range(100):
             proto.receive_data(b"x" * 100)
     assert exc.value.status == 413

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from geworker.errors import LocalProtocolError
 from geworker.http import EventStream, FileResponse, HTTPError, Request, Response
 from geworker.http.multipart import parse_multipart, parse_options_header
-from geworker.http.protocol import BODY, HEAD, IDLE, WAITING, HttpError, HttpProtocol
+from geworker.http.protocol import BODY, HEAD, IDLE, WAITING, HttpProtocol, HttpRequestError
 from geworker.settings import Options
 
 GET = b"GET /a%20b/c?x=1&y=2&x=3 HTTP/1.1\r\nHost: example\r\nCookie: a=1; b=\"two\"\r\n\r\n"
@@ -23,7 +23,7 @@ def feed(proto: HttpProtocol, data: bytes) -> list[Request]:
     return proto.receive_data(data)
 
 
-def status_of(exc: pytest.ExceptionInfo[HttpError]) -> int:
+def status_of(exc: pytest.ExceptionInfo[HttpRequestError]) -> int:
     response = exc.value.response
     assert response.startswith(b"HTTP/1.1 ")
     assert b"Connection: close" in response
@@ -147,7 +147,7 @@ def test_any_chunking_of_a_pipelined_stream(cuts, body):
 ])
 def test_bad_requests_get_error_answers(wire, status):
     proto = HttpProtocol()
-    with pytest.raises(HttpError) as exc:
+    with pytest.raises(HttpRequestError) as exc:
         feed(proto, wire)
     assert exc.value.status == status
     assert status_of(exc) == status
@@ -156,7 +156,7 @@ def test_bad_requests_get_error_answers(wire, status):
 def test_chunked_body_over_limit_is_413():
     proto = HttpProtocol(Options(http_max_body_size=100))
     feed(proto, b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
-    with pytest.raises(HttpError) as exc:
+    with pytest.raises(HttpRequestError) as exc:
         for _ in range(10):
             feed(proto, b"20\r\n" + b"x" * 32 + b"\r\n")
     assert exc.value.status == 413
@@ -390,7 +390,7 @@ def test_mutated_requests_only_raise_http_errors(data):
             _ = (req.method, req.path, req.query, req.headers, req.cookies, req.body, req.text)
             proto.encode("ok")
             got = proto.next_cycle()
-    except HttpError as exc:
+    except HttpRequestError as exc:
         assert exc.status in (400, 413, 431, 501, 505)
 
 

@@ -21,15 +21,11 @@ from wsproto.events import (
 from wsproto.extensions import PerMessageDeflate
 
 from geworker.errors import LocalProtocolError, RemoteProtocolError
-from geworker.websocket.protocol import (
-    CLOSED,
-    CONNECTING,
-    OPEN,
-    WebSocketProtocol,
-    WebSocketRequest,
-)
+from geworker.websocket.protocol import WebSocketPhase, WebSocketProtocol, WebSocketRequest
 
 from conftest import client_frame
+
+CLOSED, CONNECTING, OPEN = WebSocketPhase.CLOSED, WebSocketPhase.CONNECTING, WebSocketPhase.OPEN
 
 
 def client_request(**kwargs) -> tuple[WSConnection, bytes]:
