@@ -46,6 +46,8 @@ RECV_SIZE = 65536
 #: a busy but fair server (many connections, each a little behind) must not pay it.
 FAIR_SLICE = 0.002
 FAIR_BATCHES = 8
+#: The yield: a timer this short fires right after the hub's next poll.
+FAIR_YIELD = 1e-6
 #: Seconds a draining worker waits for the first message of a brand-new connection.
 FIRST_MESSAGE_GRACE = 1.0
 _ids = itertools.count(1)
@@ -396,7 +398,11 @@ class Connection(Writer):
             if loop.iteration == iteration:
                 batches += 1
                 if batches % FAIR_BATCHES == 0 and time.time() - loop.now() > FAIR_SLICE:
-                    gevent.sleep(0)  # (loop.now() is when the hub last polled)
+                    # (loop.now() is when the hub last polled.) A timer, not
+                    # sleep(0): that resumes from the hub's callback queue, which
+                    # runs up to 50 callbacks before it polls again, so the other
+                    # connections' input would still wait.
+                    gevent.sleep(FAIR_YIELD)
             else:
                 iteration, batches = loop.iteration, 0
             self._batch_done()
