@@ -167,7 +167,8 @@ class Connection(Writer):
         Raises:
             LocalProtocolError: when the protocol cannot encode ``message``.
         """
-        if not self._state.is_open:
+        state = self._state
+        if state is not _OPEN and state is not _PARKED:  # (not .is_open: one test when OPEN)
             return False
         return self.send_raw(self.protocol.encode(message))
 
