@@ -32,7 +32,8 @@ import gevent.socket
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..stats import counters
-from ..transport.connection import CLOSING, OPEN, Connection, ConnectionState
+from ..transport import _gevent
+from ..transport.connection import RECV_SIZE, Connection, ConnectionState
 from .accesslog import AccessRecord, log_access
 from .models import Request
 from .protocol import BODY, HEAD, IDLE, HttpProtocol, encode_closing
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HttpConnection"]
 
-RECV_SIZE = 65536
 #: How long, and how many bytes, a lingering close reads and drops.
 #: Corked answers to pipelined requests are written once they reach this many bytes.
 CORK_BYTES = 64 * 1024
@@ -63,6 +63,7 @@ LINGER_BYTES = 4 * 1024 * 1024
 _TEXT = TEXT.encode()
 _OCTETS = OCTETS.encode()
 _monotonic = time.monotonic
+_OPEN = ConnectionState.OPEN  # (a global reads faster than the enum attribute)
 
 
 class HttpConnection(Connection):
@@ -119,7 +120,7 @@ class HttpConnection(Connection):
             LocalProtocolError: when the request was already answered, or for
                 an invalid response (e.g. CR/LF in a header value).
         """
-        if self.state is not OPEN:
+        if self._state is not _OPEN:
             return False
         if self._started:
             raise LocalProtocolError("this request was already answered")
@@ -155,7 +156,7 @@ class HttpConnection(Connection):
 
         Returns False when the connection closed or ``timeout`` expired first.
         """
-        return self._join_writer(timeout) and self.state is OPEN
+        return self._join_writer(timeout) and self._state is _OPEN
 
     def _send_response(self, response: Response) -> bool:
         protocol = self.protocol
@@ -251,7 +252,7 @@ class HttpConnection(Connection):
                           "closing it", self.id, self.remote_address)
             self._shutdown()
             return False
-        return self.state is OPEN
+        return self._state is _OPEN
 
     def _done(self) -> None:
         """The response is complete: log it, and close unless keep-alive."""
@@ -274,7 +275,7 @@ class HttpConnection(Connection):
         sock = self.socket
         sock.settimeout(None)
         # Plain gevent sockets only: TLS may hold decrypted bytes the fd does not show.
-        self._read_event = (getattr(sock, "_read_event", None)
+        self._read_event = (_gevent.read_watcher(sock)
                             if type(sock) is gevent.socket.socket else None)
         # The first head must arrive within head_timeout of the accept.
         self._deadline = _monotonic() + self.listener.options.http_head_timeout
@@ -304,7 +305,7 @@ class HttpConnection(Connection):
         if deadline is not None and self._timer is None:
             remaining = deadline - _monotonic()
             if remaining <= 0:
-                if self.state is OPEN:
+                if self._state is _OPEN:
                     self._timed_out(phase)
                 return False
             self._arm(remaining)
@@ -315,7 +316,7 @@ class HttpConnection(Connection):
         return True
 
     def _idle_timed_out(self) -> bool:
-        if self.state is OPEN:
+        if self._state is _OPEN:
             self._timed_out(self.protocol.phase)
         return False
 
@@ -331,7 +332,7 @@ class HttpConnection(Connection):
             while messages:
                 if not self._dispatch(messages):
                     return False
-                if self.state is not OPEN or self._stream_open:
+                if self._state is not _OPEN or self._stream_open:
                     break
                 messages = protocol.next_cycle()
                 out = protocol.data_to_send()
@@ -353,7 +354,7 @@ class HttpConnection(Connection):
         return True
 
     def _batch_done(self) -> None:
-        if self._draining and self.state is OPEN and self.protocol.phase is IDLE:
+        if self._draining and self._state is _OPEN and self.protocol.phase is IDLE:
             self._go_away()
 
     def _arm(self, delay: float) -> None:
@@ -409,7 +410,7 @@ class HttpConnection(Connection):
             return False
         finally:
             self._busy = False
-        if not self._started and self.state is OPEN:
+        if not self._started and self._state is _OPEN:
             self.log.error("geworker: on_message returned without answering %s %s on "
                            "connection #%s; answering 500", request.method, request.target,
                            self.id)
@@ -430,10 +431,9 @@ class HttpConnection(Connection):
             self._callback_failed("websocket upgrade", exc)
         return False
 
-    def _callback_failed(self, name: str, exc: Exception) -> None:
-        """A callback raised: log and report it, answer 500 if nothing was sent yet, close."""
-        self._report_failure(name, exc)
-        if not self._started and self.state is OPEN and self.request is not None:
+    def _end_after_failure(self) -> None:
+        """After a callback failed: answer 500 if nothing was sent yet, then close."""
+        if not self._started and self._state is _OPEN and self.request is not None:
             self._answer_500()
         self.close()
 
@@ -465,7 +465,7 @@ class HttpConnection(Connection):
         """Send an error answer, then close without resetting the connection."""
         if response:
             self.send_raw(response)
-        self.state = CLOSING
+        self._transition(ConnectionState.CLOSING)
         self._join_writer(self.listener.options.close_timeout)
         try:
             self.socket.shutdown(socket.SHUT_WR)

@@ -1,51 +1,44 @@
-"""Stream connections and the transport loop that serves them.
+"""Stream connections: the public ``Connection`` API, its lifecycle, and the read loop.
 
 One greenlet per connection runs :meth:`Connection.serve`: read bytes, feed
 the listener's sans-IO protocol, call ``on_message`` for each complete
 message (in order), write what the protocol produced. User callbacks run in
 that greenlet, so they may block without stalling other connections.
 
-Writes never block the caller. ``send`` hands data straight to the kernel
-when nothing is queued; whatever the kernel does not take is queued and a
-writer greenlet flushes it. So any greenlet may call ``send`` (a broadcast
-loop is never held up by one slow client), writes keep their order, and two
-greenlets never wait on the same socket (gevent forbids that). The queue is
-bounded by ``max_send_buffer_size``, as in Workerman: past it ``send`` drops
-the message, returns False and reports :class:`SendBufferFull`.
-
-A greenlet waiting in ``recv`` costs about 8 KB. A connection silent for
-``park_after`` seconds therefore *parks*: the worker's sweep (see
-:func:`park_idle`) ends its greenlet and leaves a libev read watcher on the
-socket; the first readable byte (or EOF, or ``idle_timeout``) starts a new
-greenlet that carries on the same read loop. A new connection with nothing
-to read yet parks as soon as ``on_connect`` (and any handshake) is done.
-Callbacks never notice.
+The lifecycle is a state machine (:mod:`~geworker.transport.state`): every
+change of ``state`` goes through :meth:`Connection._transition`, and entering
+``CLOSED`` is the one place that runs ``on_close``, so it runs exactly once.
+Writing is the :class:`~geworker.transport.writer.Writer` mixin (never
+blocks, keeps order); a silent connection parks without a greenlet
+(:mod:`~geworker.transport.parking`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import enum
 import itertools
 import logging
 import socket
-import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.event import Event
 
-from ..errors import RemoteProtocolError, SendBufferFull
+from ..errors import RemoteProtocolError
 from ..protocols.base import Protocol
 from ..stats import counters
+from . import _gevent, parking
+from .state import TRANSITIONS, ConnectionState
+from .writer import Writer
 
 if TYPE_CHECKING:
     from ..listener import Listener
     from ..server import Server
 
-__all__ = ["Connection", "ConnectionState"]
+__all__ = ["RECV_SIZE", "Connection", "ConnectionState", "report_callback_failure"]
 
+#: Bytes asked of the kernel per ``recv``, by every stream connection.
 RECV_SIZE = 65536
 #: A connection whose reads keep finding data (so it never waits) yields to the
 #: others once the hub has not polled for FAIR_SLICE seconds; checked every
@@ -53,56 +46,21 @@ RECV_SIZE = 65536
 #: a busy but fair server (many connections, each a little behind) must not pay it.
 FAIR_SLICE = 0.002
 FAIR_BATCHES = 8
+#: The yield: a timer this short fires right after the hub's next poll.
+FAIR_YIELD = 1e-6
 #: Seconds a draining worker waits for the first message of a brand-new connection.
 FIRST_MESSAGE_GRACE = 1.0
 _ids = itertools.count(1)
-#: Connections of this process that have a greenlet: what :func:`park_idle` looks at.
-_awake: dict[int, Connection] = {}
+
+# Module globals: a global is faster to read than ``ConnectionState.OPEN`` on the hot path.
+_OPEN = ConnectionState.OPEN
+_PARKED = ConnectionState.PARKED
+_CLOSING = ConnectionState.CLOSING
+_CLOSED = ConnectionState.CLOSED
+_HANDED_OFF = ConnectionState.HANDED_OFF
 
 
-class _Parked(BaseException):
-    """Thrown into a connection's greenlet waiting in ``recv``: end the greenlet, keep
-    the connection (a BaseException, so that no ``except Exception`` stops it)."""
-
-
-class _TLSSender:
-    """``send`` on a TLS socket that raises BlockingIOError instead of waiting."""
-
-    __slots__ = ("_sslobj",)
-
-    def __init__(self, sslobj: Any) -> None:
-        self._sslobj = sslobj
-
-    def send(self, data: bytes) -> int:
-        try:
-            return int(self._sslobj.write(data))
-        except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
-            # OpenSSL must see these bytes again first: the writer greenlet
-            # retries with a buffer that starts with them.
-            raise BlockingIOError from None
-
-
-def nonblocking_sender(sock: Any) -> Any:
-    """An object whose ``send`` never waits: the raw socket under gevent's
-    wrapper, or the TLS session of a gevent ``SSLSocket``."""
-    sslobj = getattr(sock, "_sslobj", None)
-    if sslobj is not None:
-        return _TLSSender(sslobj)
-    return getattr(sock, "_sock", sock)
-
-
-class ConnectionState(enum.Enum):
-    """Lifecycle of a connection: OPEN -> CLOSING -> CLOSED, never backwards."""
-
-    OPEN = "ESTABLISHED"
-    CLOSING = "CLOSING"
-    CLOSED = "CLOSED"
-
-
-OPEN, CLOSING, CLOSED = ConnectionState.OPEN, ConnectionState.CLOSING, ConnectionState.CLOSED
-
-
-class Connection:
+class Connection(Writer):
     """One accepted stream connection (TCP or unix socket).
 
     Attributes:
@@ -116,27 +74,28 @@ class Connection:
         created: ``time.time()`` when it was accepted.
     """
 
+    # Besides ``_state`` (the lifecycle) and the writer's slots, flags that are
+    # not lifecycle states: they change on every message, or say what is
+    # asked of the connection rather than where it is.
+    #   _in_recv   the serving greenlet waits in the read loop's recv (or its wait)
+    #   _busy      on_message runs for it
+    #   _draining  close once idle (the worker stops or reloads)
+    #   _resume    an Event while reading is paused (pause_recv)
+    #   _reader    the greenlet serving it (None while parked, or between greenlets)
     __slots__ = (
         "__weakref__",
-        "_buffer_full",
         "_busy",
         "_callbacks",
         "_close_timer",
-        "_cork",
         "_draining",
         "_idle_mark",
         "_idle_since",
         "_in_recv",
         "_park_timer",
-        "_parked",
-        "_queue",
-        "_queued",
-        "_raw",
         "_reader",
         "_resume",
-        "_writer",
+        "_state",
         "bytes_read",
-        "bytes_written",
         "context",
         "created",
         "id",
@@ -146,7 +105,6 @@ class Connection:
         "remote_address",
         "server",
         "socket",
-        "state",
     )
 
     def __init__(
@@ -165,23 +123,16 @@ class Connection:
         self.remote_address = remote_address
         self.context: dict[str, Any] = {}
         self.bytes_read = 0
-        self.bytes_written = 0
         self.created = time.time()
-        self.state = OPEN
+        self._state = _OPEN
         self.log = log or logging.getLogger("geworker")
-        self._raw = nonblocking_sender(sock)
-        self._queue: list[bytes] = []
-        self._queued = 0
-        self._writer: gevent.Greenlet | None = None
-        self._buffer_full = False
+        self._init_writer(sock)
         self._resume: Event | None = None
         self._busy = False
         self._draining = False
         self._close_timer: Any = None
-        self._cork: list[bytes] | None = None
-        self._in_recv = False  # blocked in the read loop's recv (or its wait)
-        self._reader: Any = None  # the greenlet serving it (None while parked)
-        self._parked = False
+        self._in_recv = False
+        self._reader: Any = None
         self._park_timer: Any = None
         self._idle_mark = -1  # bytes_read when a sweep first saw it waiting
         self._idle_since = 0.0
@@ -190,17 +141,20 @@ class Connection:
     # -- public API -----------------------------------------------------
 
     @property
+    def state(self) -> ConnectionState:
+        """Where the connection is in its life (read-only; see :class:`ConnectionState`).
+
+        ``state.is_open`` is True while it can send, parked or not.
+        """
+        return self._state
+
+    @property
     def local_address(self) -> Any:
         """The local socket address."""
         try:
             return self.socket.getsockname()
         except OSError:
             return None
-
-    @property
-    def send_queue_size(self) -> int:
-        """Bytes accepted by :meth:`send` that the kernel has not taken yet."""
-        return self._queued
 
     def send(self, message: Any) -> bool:
         """Encode ``message`` with the listener's protocol and send it.
@@ -213,43 +167,10 @@ class Connection:
         Raises:
             LocalProtocolError: when the protocol cannot encode ``message``.
         """
-        if self.state is not OPEN:
+        state = self._state
+        if state is not _OPEN and state is not _PARKED:  # (not .is_open: one test when OPEN)
             return False
         return self.send_raw(self.protocol.encode(message))
-
-    def send_raw(self, data: bytes) -> bool:
-        """Send bytes as they are, bypassing the protocol's encoder."""
-        if self.state is CLOSED:
-            return False
-        counters.messages_out += 1
-        cork = self._cork
-        if cork is not None:
-            cork.append(data)
-            if len(cork) == 1:
-                # Written when this batch is done, or as soon as a callback
-                # blocks (the hub runs its callbacks then): never held longer.
-                gevent.get_hub().loop.run_callback(self._uncork)
-            return True
-        return self._write(data)
-
-    def _write(self, data: bytes) -> bool:
-        if self._writer is not None:
-            return self._enqueue(data)
-        try:
-            sent = self._raw.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            self._shutdown()
-            return False
-        self.bytes_written += sent
-        counters.bytes_out += sent
-        if sent < len(data):
-            self._queue.append(data[sent:])
-            self._queued = len(data) - sent
-            self._writer = gevent.spawn(self._flush)
-            self._check_full()
-        return True
 
     def close(self, message: Any = None) -> None:
         """Send ``message`` (if given), flush what is queued, then close.
@@ -257,13 +178,15 @@ class Connection:
         Receiving stops at once. Queued data gets ``close_timeout`` seconds
         to reach the peer. ``on_close`` runs in the connection's greenlet.
         """
-        if self.state is not OPEN:
+        if self._state is _PARKED:
+            parking.wake(self)  # a greenlet to see the socket shut and finish
+        if self._state is not _OPEN:
             return
         if message is not None:
             self.send(message)
         self._uncork()
-        self.state = CLOSING
-        if self._writer is None:
+        self._transition(_CLOSING)
+        if self._flusher is None:
             self._shutdown()
         else:
             timer = self._close_timer = gevent.get_hub().loop.timer(
@@ -294,7 +217,7 @@ class Connection:
     @property
     def is_parked(self) -> bool:
         """True while it waits for input without a greenlet (see ``park_after``)."""
-        return self._parked
+        return self._state is _PARKED
 
     def drain(self) -> None:
         """Close once idle: now if no message is in progress, else after it.
@@ -321,16 +244,44 @@ class Connection:
         running ``on_close``: the new connection owns both, and is the one
         listed in ``server.connections``.
         """
-        self.server.connections.pop(self.id, None)
-        _awake.pop(self.id, None)
-        counters.connections_accepted -= 1
-        self.state = CLOSED
+        self._transition(_HANDED_OFF)
 
-    # -- the transport loop --------------------------------------------
+    # -- the lifecycle ----------------------------------------------------
+
+    def _transition(self, new: ConnectionState) -> bool:
+        """Move to ``new`` if :data:`~geworker.transport.state.TRANSITIONS` allows it.
+
+        The one place ``_state`` changes. Leaving ``PARKED`` stops the read
+        watcher; entering ``CLOSED`` closes the socket and runs ``on_close``
+        (only ``CLOSING`` leads there, so that happens once); entering
+        ``HANDED_OFF`` unlists the connection without either. Returns False,
+        changing nothing, for a move the table does not allow.
+        """
+        old = self._state
+        if new not in TRANSITIONS[old]:
+            return False
+        self._state = new
+        if old is _PARKED:
+            parking.unwatch(self)
+        if new is _CLOSED:
+            self.server.connections.pop(self.id, None)
+            parking.forget(self)
+            counters.connections_closed += 1
+            with contextlib.suppress(OSError):
+                self.socket.close()
+            on_close = self._callbacks.get("on_close")
+            if on_close is not None:
+                self._call(on_close, self)
+        elif new is _HANDED_OFF:
+            self.server.connections.pop(self.id, None)
+            parking.forget(self)
+            counters.connections_accepted -= 1
+        return True
 
     def serve(self) -> None:
         """Run the connection until it closes or parks; ``on_close`` runs exactly once."""
-        self.server.connections[self.id] = _awake[self.id] = self
+        self.server.connections[self.id] = self
+        parking.register(self)
         counters.connections_accepted += 1
         self._run(self._serve)
 
@@ -340,8 +291,7 @@ class Connection:
         The worker calls this for what is left when ``graceful_timeout`` ends;
         connections with a greenlet end when it is killed.
         """
-        if self._parked:
-            self._unwatch()
+        if self._state is _PARKED:
             self._finish()
 
     def _run(self, part: Any) -> None:
@@ -350,29 +300,51 @@ class Connection:
         parked = False
         try:
             part()
-        except _Parked:
+        except parking.Parked:
             parked = True
         finally:
             self._reader = None
             if not parked:
                 self._finish()
         if parked:
-            self._watch()
+            if self._transition(_PARKED):
+                parking.watch(self)
+            else:
+                self._finish()
+
+    def _finish(self) -> None:
+        """Flush what is queued, close the socket, run ``on_close`` (through ``CLOSED``)."""
+        state = self._state
+        if state is _CLOSED or state is _HANDED_OFF:
+            return
+        self._uncork()
+        self._cork = None
+        if state is not _CLOSING:
+            self._transition(_CLOSING)
+        flusher = self._flusher
+        if flusher is not None:
+            flusher.join(timeout=self.listener.options.close_timeout)
+            flusher.kill(block=False)
+        if self._close_timer is not None:
+            self._close_timer.close()
+        self._transition(_CLOSED)
+
+    # -- the read loop ----------------------------------------------------
 
     def _serve(self) -> None:
         if self._start():
-            if self._nothing_to_read():
+            if parking.nothing_to_read(self):
                 # A new connection that has sent nothing yet parks at once: idle
                 # clients then never hold a greenlet, not even for park_after.
                 self._prepare_reading()  # (sets the idle_timeout the parked wait keeps)
                 self._idle_since = time.monotonic()
-                raise _Parked
+                raise parking.Parked
             self._read_loop()
 
     def _start(self) -> bool:
         """Before the read loop: ``on_connect`` (subclasses add handshakes). False ends."""
         on_connect = self._callbacks.get("on_connect")
-        if on_connect is not None and not self._run_callback(on_connect, self):
+        if on_connect is not None and not self._call(on_connect, self):
             return False
         if self.server.draining:
             self.drain()
@@ -408,7 +380,7 @@ class Connection:
             self._in_recv = False
             if not data:
                 return
-            if self.state is not OPEN:
+            if self._state is not _OPEN:
                 continue  # closing: discard input until the socket is shut
             size = len(data)
             self.bytes_read += size
@@ -427,7 +399,11 @@ class Connection:
             if loop.iteration == iteration:
                 batches += 1
                 if batches % FAIR_BATCHES == 0 and time.time() - loop.now() > FAIR_SLICE:
-                    gevent.sleep(0)  # (loop.now() is when the hub last polled)
+                    # (loop.now() is when the hub last polled.) A timer, not
+                    # sleep(0): that resumes from the hub's callback queue, which
+                    # runs up to 50 callbacks before it polls again, so the other
+                    # connections' input would still wait.
+                    gevent.sleep(FAIR_YIELD)
             else:
                 iteration, batches = loop.iteration, 0
             self._batch_done()
@@ -450,92 +426,6 @@ class Connection:
             self._cork = None
         return handled
 
-    def _idle_timed_out(self) -> bool:
-        """``idle_timeout`` passed with nothing received; True keeps reading."""
-        self._log_close("closed after idle_timeout", "idle_timeout")
-        return False
-
-    # -- parking ----------------------------------------------------------
-
-    def _sweep(self, now: float) -> bool:
-        """Called by :func:`park_idle` in the hub: park if silent for ``park_after``."""
-        if not self._in_recv or self._parked:
-            return False
-        if self.bytes_read != self._idle_mark:
-            self._idle_mark, self._idle_since = self.bytes_read, now
-            return False
-        after = self.listener.options.park_after
-        if after is None or now - self._idle_since < after or not self._can_park():
-            return False
-        sock: Any = self.socket
-        if not sock._read_event.active:
-            return False  # waiting for something else than input (a TLS write)
-        self._reader.throw(_Parked)  # it unwinds, runs _watch and ends; then we are back
-        return True
-
-    def _can_park(self) -> bool:
-        """Only a plain wait for input parks: nothing in progress, queued or buffered."""
-        sock = self.socket
-        return (self.state is OPEN and self._resume is None and self._writer is None
-                and not self._busy and not self._draining and self._reader is not None
-                and hasattr(sock, "_read_event") and not self.protocol.has_partial_message
-                and not (hasattr(sock, "pending") and sock.pending()))
-
-    def _nothing_to_read(self) -> bool:
-        """True when the first read would wait and the connection may park instead."""
-        if self.listener.options.park_after is None or not self._can_park():
-            return False
-        sock: Any = self.socket
-        try:
-            sock._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return True
-        except OSError:
-            pass  # the read loop sees the error
-        return False  # data or EOF: read it now
-
-    def _watch(self) -> None:
-        """Parked: wait for input (or ``idle_timeout``) on the socket's own read watcher."""
-        self._parked = True
-        self._in_recv = False
-        _awake.pop(self.id, None)
-        counters.connections_parked += 1
-        sock: Any = self.socket
-        sock._read_event.start(self._unpark, False)
-        timeout = sock.gettimeout()
-        if timeout is not None:
-            left = max(0.0, timeout - (time.monotonic() - self._idle_since))
-            self._park_timer = gevent.get_hub().loop.timer(left)
-            self._park_timer.start(self._unpark, True)
-
-    def _unwatch(self) -> None:
-        self._parked = False
-        counters.connections_parked -= 1
-        sock: Any = self.socket
-        sock._read_event.stop()
-        if self._park_timer is not None:
-            self._park_timer.close()
-            self._park_timer = None
-
-    def _unpark(self, timed_out: bool) -> None:
-        """In the hub: input arrived (or ``idle_timeout`` passed): serve in a new greenlet."""
-        self._unwatch()
-        _awake[self.id] = self
-        self._idle_mark = -1
-        spawn = self.server.spawn or gevent.spawn
-        spawn(self._run, self._idle_then_read if timed_out else self._read_loop)
-
-    def _idle_then_read(self) -> None:
-        if self._idle_timed_out():
-            self._read_loop()
-
-    def _batch_done(self) -> None:
-        """After each received chunk: close if the protocol is done, or drain."""
-        if self.protocol.closed:
-            self.close()
-        elif self._draining and not self.protocol.has_partial_message:
-            self._go_away()
-
     def _dispatch(self, messages: list[Any]) -> bool:
         """Call ``on_message`` for each message, in order; False stops the loop.
 
@@ -553,106 +443,49 @@ class Connection:
             except Exception as exc:
                 self._callback_failed("on_message", exc)
                 return False
-            if self.state is not OPEN:
+            if self._state is not _OPEN:
                 break
         self._busy = False
         return True
 
-    def _finish(self) -> None:
-        """Flush what is queued, close the socket, run ``on_close`` once."""
-        if self.state is CLOSED:
-            return
-        self._uncork()
-        self._cork = None
-        self.state = CLOSING
-        writer = self._writer
-        if writer is not None:
-            writer.join(timeout=self.listener.options.close_timeout)
-            writer.kill(block=False)
-        if self._close_timer is not None:
-            self._close_timer.close()
-        self.state = CLOSED
-        self.server.connections.pop(self.id, None)
-        _awake.pop(self.id, None)
-        counters.connections_closed += 1
-        with contextlib.suppress(OSError):
-            self.socket.close()
-        on_close = self._callbacks.get("on_close")
-        if on_close is not None:
-            self._run_callback(on_close, self, close=False)
+    def _batch_done(self) -> None:
+        """After each received chunk: close if the protocol is done, or drain."""
+        if self.protocol.closed:
+            self.close()
+        elif self._draining and not self.protocol.has_partial_message:
+            self._go_away()
 
-    # -- helpers ------------------------------------------------------
+    def _idle_timed_out(self) -> bool:
+        """``idle_timeout`` passed with nothing received; True keeps reading."""
+        self._log_close("closed after idle_timeout", "idle_timeout")
+        return False
 
-    def _uncork(self) -> None:
-        """Write what was corked, in one piece (corking stays on if it was)."""
-        cork = self._cork
-        if cork:
-            self._cork = []
-            self._write(b"".join(cork) if len(cork) > 1 else cork[0])
+    def _idle_then_read(self) -> None:
+        """Woken from parking by ``idle_timeout``: time out, or read on."""
+        if self._idle_timed_out():
+            self._read_loop()
 
-    def _join_writer(self, timeout: float | None) -> bool:
-        """Write what is corked, then wait up to ``timeout`` for the writer greenlet.
+    def _can_park(self) -> bool:
+        """Only a plain wait for input parks: nothing in progress, queued or buffered."""
+        sock = self.socket
+        return (self._state is _OPEN and self._resume is None and self._flusher is None
+                and not self._busy and not self._draining and self._reader is not None
+                and _gevent.has_read_watcher(sock) and not self.protocol.has_partial_message
+                and not (hasattr(sock, "pending") and sock.pending()))
 
-        True once everything sent so far was handed to the kernel.
-        """
-        self._uncork()
-        writer = self._writer
-        if writer is not None:
-            writer.join(timeout=timeout)
-        return self._writer is None
+    # -- closing ----------------------------------------------------------
 
     def _go_away(self) -> None:
-        if self.state is OPEN:
+        if self._state.is_open:
             bye = self.protocol.going_away()
             if bye:
                 self.send_raw(bye)
             self.close()
 
-    def _flush(self) -> None:
-        """Writer greenlet: write the queue out, in order, then exit."""
-        try:
-            while self._queue:
-                chunk = b"".join(self._queue) if len(self._queue) > 1 else self._queue[0]
-                self._queue = []
-                self.socket.sendall(chunk)
-                self.bytes_written += len(chunk)
-                counters.bytes_out += len(chunk)
-                self._queued -= len(chunk)
-        except OSError:
-            self._queue = []
-            self._shutdown()
-        finally:
-            self._queued = 0
-            self._writer = None
-        if self.state is CLOSING:
-            self._shutdown()
-        elif self._buffer_full and self.state is OPEN:
-            self._buffer_full = False
-            on_drain = self._callbacks.get("on_buffer_drain")
-            if on_drain is not None:
-                self._run_callback(on_drain, self)
-
-    def _enqueue(self, data: bytes) -> bool:
-        if self._queued >= self.listener.options.max_send_buffer_size:
-            counters.send_failures += 1
-            counters.messages_out -= 1
-            self._report(SendBufferFull(
-                f"send queue full ({self._queued} bytes); message of {len(data)} bytes dropped"))
-            return False
-        self._queue.append(data)
-        self._queued += len(data)
-        self._check_full()
-        return True
-
-    def _check_full(self) -> None:
-        if not self._buffer_full and self._queued >= self.listener.options.max_send_buffer_size:
-            self._buffer_full = True
-            on_full = self._callbacks.get("on_buffer_full")
-            if on_full is not None:
-                self._run_callback(on_full, self)
-
     def _shutdown(self, *_: Any) -> None:
         """Shut the socket both ways: the reading greenlet wakes up with EOF."""
+        if self._state is _PARKED:
+            parking.wake(self)  # (gevent's shutdown cancels waits on the read watcher)
         self.resume_recv()  # a paused reader must wake up to see it
         with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_RDWR)
@@ -670,53 +503,56 @@ class Connection:
         self.log.info("geworker: connection #%s from %s on %s %s",
                       self.id, self.remote_address, self.listener.url, why)
 
-    def _run_callback(self, func: Any, *args: Any, close: bool = True) -> bool:
-        """Call a user callback; on exception log, report and (optionally) close."""
+    # -- callback errors --------------------------------------------------
+
+    def _call(self, func: Any, *args: Any) -> bool:
+        """Call a user callback; if it raises, :meth:`_callback_failed` and return False."""
         try:
             func(*args)
             return True
         except Exception as exc:
-            if close:
-                self._callback_failed(getattr(func, "__name__", "callback"), exc)
-            else:
-                self.log.exception("geworker: %s raised on connection #%s", func, self.id)
+            self._callback_failed(getattr(func, "__name__", "callback"), exc)
             return False
 
     def _callback_failed(self, name: str, exc: Exception) -> None:
-        self._report_failure(name, exc)
+        """The one path for an exception raised by a user callback named ``name``.
+
+        Counts it, logs it with its traceback, hands it to ``on_error``, then
+        ends the connection the way its protocol does (:meth:`_end_after_failure`).
+        """
+        report_callback_failure(self.log, self._callbacks, self, name, exc,
+                                f"connection #{self.id} from {self.remote_address}")
+        self._end_after_failure()
+
+    def _end_after_failure(self) -> None:
+        """After a callback failed: close (HTTP answers 500 first, WebSocket sends 1011)."""
         self.close()
 
-    def _report_failure(self, name: str, exc: Exception) -> None:
-        """Count, log with the traceback, and hand to ``on_error`` a callback's exception."""
-        counters.errors["callback"] += 1
-        self.log.exception("geworker: %s raised on connection #%s from %s; closing it",
-                           name, self.id, self.remote_address)
-        self._report(exc)
-
-    def _report(self, exc: Exception) -> None:
-        on_error = self._callbacks.get("on_error")
-        if on_error is not None:
-            try:
-                on_error(self, exc)
-            except Exception:
-                self.log.exception("geworker: on_error raised on connection #%s", self.id)
+    def _report_error(self, exc: Exception) -> None:
+        """Hand an error that is not a callback's (e.g. SendBufferFull) to ``on_error``."""
+        _call_on_error(self.log, self._callbacks, self, exc)
 
     def __repr__(self) -> str:
         return (f"<geworker.Connection #{self.id} {self.listener.url} "
-                f"from {self.remote_address} {self.state.value}>")
+                f"from {self.remote_address} {self._state.value}>")
 
 
-def park_idle(limit: int) -> int:
-    """Park up to ``limit`` connections silent for their ``park_after``; returns how many.
+def report_callback_failure(log: Any, callbacks: dict[str, Any], conn: Any, name: str,
+                            exc: Exception, where: str) -> None:
+    """Count, log with its traceback, and hand to ``on_error`` a callback's exception.
 
-    Must run in the hub (a loop timer's callback): throwing into a waiting
-    greenlet from there returns as soon as that greenlet has ended.
+    Shared by stream connections and datagrams; ``where`` names the
+    connection (or the datagram's sender) in the log line.
     """
-    now = time.monotonic()
-    parked = 0
-    for conn in list(_awake.values()):
-        if conn._sweep(now):
-            parked += 1
-            if parked == limit:
-                break
-    return parked
+    counters.errors["callback"] += 1
+    log.error("geworker: %s raised on %s on %s", name, where, conn.listener.url, exc_info=exc)
+    _call_on_error(log, callbacks, conn, exc)
+
+
+def _call_on_error(log: Any, callbacks: dict[str, Any], conn: Any, exc: Exception) -> None:
+    on_error = callbacks.get("on_error")
+    if on_error is not None:
+        try:
+            on_error(conn, exc)
+        except Exception:
+            log.exception("geworker: on_error raised for %r", conn)

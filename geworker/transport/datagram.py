@@ -10,6 +10,8 @@ from gevent.server import DatagramServer
 
 from ..errors import RemoteProtocolError
 from ..stats import counters
+from . import _gevent
+from .connection import report_callback_failure
 
 if TYPE_CHECKING:
     from ..listener import Listener
@@ -91,13 +93,14 @@ class DatagramListener(DatagramServer):  # type: ignore[misc]
         The worker calls this when it drains: handlers already running still
         send their replies; the socket closes with the process.
         """
-        self._stop_event.set()  # keeps a freed pool slot from resuming reads
+        _gevent.stop_datagram_reads(self)  # keeps a freed pool slot from resuming reads
         self.stop_accepting()
 
     def do_read(self) -> tuple[bytes, Any] | None:
         """Read one datagram without truncating it (gevent's default reads 8 KiB)."""
         try:
-            return self._socket.recvfrom(MAX_DATAGRAM_SIZE)  # type: ignore[no-any-return]
+            return _gevent.datagram_os_socket(self).recvfrom(  # type: ignore[no-any-return]
+                MAX_DATAGRAM_SIZE)
         except BlockingIOError:
             return None
 
@@ -125,13 +128,6 @@ class DatagramListener(DatagramServer):  # type: ignore[misc]
             try:
                 on_message(conn, message)
             except Exception as exc:
-                counters.errors["callback"] += 1
-                self.log.exception("geworker: on_message raised for a datagram from %s on %s",
-                                   address, listener.url)
-                on_error = self.geworker_server.callbacks.get("on_error")
-                if on_error is not None:
-                    try:
-                        on_error(conn, exc)
-                    except Exception:
-                        self.log.exception("geworker: on_error raised")
+                report_callback_failure(self.log, self.geworker_server.callbacks, conn,
+                                        "on_message", exc, f"a datagram from {address}")
                 return

@@ -32,7 +32,7 @@ from ..errors import RemoteProtocolError
 from ..http.protocol import encode_closing
 from ..http.responses import HTTPError, error_response
 from ..stats import counters
-from ..transport.connection import OPEN, Connection
+from ..transport.connection import RECV_SIZE, Connection
 from .handshake import Reject, WebSocketRequest
 from .protocol import CloseCode, WebSocketPhase, WebSocketProtocol
 
@@ -44,8 +44,6 @@ if TYPE_CHECKING:
     from ..server import Server
 
 __all__ = ["WebSocketConnection", "upgrade_from_http"]
-
-RECV_SIZE = 65536
 
 
 class WebSocketConnection(Connection):
@@ -106,7 +104,7 @@ class WebSocketConnection(Connection):
         Raises:
             LocalProtocolError: for a message that is neither str nor bytes-like.
         """
-        if self.state is not OPEN:
+        if not self._state.is_open:
             return False
         protocol = self.protocol
         data = protocol.encode(message)
@@ -119,7 +117,7 @@ class WebSocketConnection(Connection):
 
     def ping(self, payload: bytes = b"") -> bool:
         """Send a ping frame; False when the connection is not open."""
-        data = self.protocol.ping(payload) if self.state is OPEN else b""
+        data = self.protocol.ping(payload) if self._state.is_open else b""
         return self.send_raw(data) if data else False
 
     def close(self, message: Any = None, code: int = CloseCode.NORMAL, reason: str = "") -> None:
@@ -128,7 +126,7 @@ class WebSocketConnection(Connection):
         The socket is closed when the peer answers with its close frame, or
         after ``close_timeout`` seconds; then ``on_close`` runs.
         """
-        if self.state is not OPEN:
+        if not self._state.is_open:
             return
         if message is not None:
             self.send(message)
@@ -168,7 +166,7 @@ class WebSocketConnection(Connection):
 
     def _idle_timed_out(self) -> bool:
         """Close with 1001 after ``idle_timeout``, and keep reading for the peer's close."""
-        if self.state is OPEN and not self.protocol.close_sent:
+        if self._state.is_open and not self.protocol.close_sent:
             self._log_close("closed after idle_timeout", "idle_timeout")
             self.close(code=CloseCode.GOING_AWAY, reason="idle timeout")
         return True
@@ -182,7 +180,7 @@ class WebSocketConnection(Connection):
     def _after_batch(self) -> None:
         """Once the protocol is done (close handshake over, or failed): flush and shut."""
         protocol = self.protocol
-        if not protocol.closed or self.state is not OPEN:
+        if not protocol.closed or not self._state.is_open:
             return
         bye = protocol.data_to_send()  # a failure's close frame follows the answers
         if bye:
@@ -239,7 +237,7 @@ class WebSocketConnection(Connection):
                 request.reject(500)
             finally:
                 self._busy = False
-        if self.state is not OPEN:
+        if not self._state.is_open:
             return None  # the callback closed the connection
         protocol = self.protocol
         decision = request.decision
@@ -269,13 +267,10 @@ class WebSocketConnection(Connection):
         try:
             for message in messages:
                 handler(self, message)
-                if self.state is not OPEN:
+                if not self._state.is_open:
                     break
         except Exception as exc:
-            bye = self.protocol.close(CloseCode.INTERNAL_ERROR, "internal error")
-            if bye:
-                self.send_raw(bye)
-            self._callback_failed("on_message", exc)  # logs, reports, waits for the peer's close
+            self._callback_failed("on_message", exc)  # 1011, then waits for the peer's close
         finally:
             self._busy = False
         return True
@@ -284,7 +279,7 @@ class WebSocketConnection(Connection):
 
     def _start_keepalive(self) -> None:
         interval = self.listener.options.websocket_ping_interval
-        if interval and self.state is OPEN:
+        if interval and self._state.is_open:
             self._arm(interval, self._ping_due)
 
     def _arm(self, seconds: float, callback: Any) -> None:
@@ -296,7 +291,7 @@ class WebSocketConnection(Connection):
 
     def _ping_due(self) -> None:
         """Timer: ping, then expect any data within ``websocket_ping_timeout``."""
-        if self.state is not OPEN or not self.protocol.is_open:
+        if not self._state.is_open or not self.protocol.is_open:
             return
         self.ping(b"geworker")  # a full send queue drops it: the deadline still holds
         self._ping_mark = self.bytes_read
@@ -305,7 +300,7 @@ class WebSocketConnection(Connection):
     def _pong_due(self) -> None:
         """Timer: the peer sent nothing since the ping (a busy callback excuses it)."""
         options = self.listener.options
-        if self.state is not OPEN:
+        if not self._state.is_open:
             return
         if self.bytes_read > self._ping_mark or self._busy:
             self._arm(options.websocket_ping_interval or 1.0, self._ping_due)
@@ -323,8 +318,15 @@ class WebSocketConnection(Connection):
         Connection.close(self)
         self._shutdown()
 
+    def _end_after_failure(self) -> None:
+        """After a callback failed: close with 1011 (internal error)."""
+        bye = self.protocol.close(CloseCode.INTERNAL_ERROR, "internal error")
+        if bye:
+            self.send_raw(bye)
+        self.close()
+
     def _go_away(self) -> None:
-        if self.state is OPEN:
+        if self._state.is_open:
             self.close(code=CloseCode.GOING_AWAY, reason="going away")
 
     def _finish(self) -> None:
@@ -336,7 +338,7 @@ class WebSocketConnection(Connection):
 
     def __repr__(self) -> str:
         return (f"<geworker.WebSocketConnection #{self.id} {self.listener.url} "
-                f"from {self.remote_address} {self.state.value}>")
+                f"from {self.remote_address} {self._state.value}>")
 
 
 def upgrade_from_http(http_conn: Connection, request: Request, trailing: bytes) -> None:

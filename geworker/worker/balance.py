@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sized
 from typing import Any
 
+from ..transport import _gevent
 from .shared import SLOTS_OFFSET
 
 __all__ = ["Balancer"]
@@ -90,11 +91,11 @@ class Balancer:
         def full() -> bool:
             if at_limit():
                 if not retry_at_limit.active:
-                    retry_at_limit.start(server._start_accepting_if_started)
+                    retry_at_limit.start(_gevent.accept_retry(server))
                 return True
             if self.active and self.over_share():
                 if not retry.active:
-                    retry.start(server._start_accepting_if_started)
+                    retry.start(_gevent.accept_retry(server))
                 return True
             return False
 

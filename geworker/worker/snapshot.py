@@ -13,11 +13,15 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import rundir, timers
 from ..stats import counters
+from ..transport.state import ConnectionState
 from .metrics import WorkerMetrics
+
+if TYPE_CHECKING:
+    from ..transport.connection import Connection
 
 __all__ = ["SnapshotWriter", "describe_connection"]
 
@@ -36,22 +40,26 @@ def _address(addr: Any) -> str:
     return str(addr or "-")
 
 
-def describe_connection(conn: Any, pid: int, now: float) -> dict[str, Any]:
-    """One row of ``geworker connections`` (tolerant of connection subclasses)."""
-    state = getattr(conn, "state", None)
+def describe_connection(conn: Connection, pid: int, now: float) -> dict[str, Any]:
+    """One row of ``geworker connections``.
+
+    An open connection shows as ``ESTABLISHED`` whether it is parked or not;
+    ``parked`` tells which.
+    """
+    state = conn.state
     return {
         "pid": pid,
         "id": conn.id,
         "transport": conn.listener.transport,
         "protocol": conn.listener.protocol.__name__,
-        "local": _address(getattr(conn, "local_address", None)),
-        "remote": _address(getattr(conn, "remote_address", None)),
-        "bytes_read": getattr(conn, "bytes_read", 0),
-        "bytes_written": getattr(conn, "bytes_written", 0),
-        "send_queue": getattr(conn, "send_queue_size", 0),
-        "state": getattr(state, "value", str(state)),
-        "parked": bool(getattr(conn, "is_parked", False)),
-        "age": round(now - getattr(conn, "created", now), 3),
+        "local": _address(conn.local_address),
+        "remote": _address(conn.remote_address),
+        "bytes_read": conn.bytes_read,
+        "bytes_written": conn.bytes_written,
+        "send_queue": conn.send_queue_size,
+        "state": (ConnectionState.OPEN if state.is_open else state).value,
+        "parked": conn.is_parked,
+        "age": round(now - conn.created, 3),
     }
 
 

@@ -32,6 +32,8 @@ from ..errors import ConfigurationError
 from ..listener import Listener
 from ..server import Server
 from ..stats import counters
+from ..transport import _gevent
+from ..transport.tls import tls_handshake
 from . import _gunicorn, shared
 from .balance import Balancer
 from .snapshot import SnapshotWriter
@@ -237,10 +239,10 @@ class Worker(base.Worker):  # type: ignore[misc]
             context = self._tls_context(listener)
             server = StreamServer(sock, handle=partial(self._handle, listener, context),
                                   spawn=greenlets.spawn)
-            server.do_close = _keep_socket_open
+            _gevent.keep_socket_open(server)  # a parked connection outlives its handler
             if self.cfg.workers > 1:
                 server.max_accept = 1
-            server.full = self.balancer.gate(server, self._at_connection_limit)
+            _gevent.set_accept_gate(server, self.balancer.gate(server, self._at_connection_limit))
             server.start()
             self.stream_servers.append(server)
         self.datagram_pool = datagram_pool
@@ -284,10 +286,10 @@ class Worker(base.Worker):  # type: ignore[misc]
         conn.serve()  # closes the socket when the connection ends (not when it parks)
 
     def _start_parking(self) -> None:
-        """Sweep for silent connections to park (see ``geworker.transport.connection``)."""
+        """Sweep for silent connections to park (see ``geworker.transport.parking``)."""
         import gevent
 
-        from ..transport.connection import park_idle
+        from ..transport.parking import park_idle
 
         wave = 0  # parked since the last sweep that parked nothing
 
@@ -407,11 +409,6 @@ class Worker(base.Worker):  # type: ignore[misc]
             self.log.exception("geworker: %s raised", name)
 
 
-def _keep_socket_open(*args: Any) -> None:
-    """Replaces ``StreamServer.do_close``: gevent closes the socket when the handler
-    returns, but a parked connection's handler returns while it lives on."""
-
-
 _trim: Any = None
 
 
@@ -434,42 +431,6 @@ def release_free_memory() -> None:
         _trim(0)
 
 
-PLAIN_HTTP_ON_TLS = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
-                     b"Content-Length: 44\r\nConnection: close\r\n\r\n"
-                     b"This port expects TLS: use https:// or wss.\n")
-
-
-def tls_handshake(sock: Any, address: Any, listener: Listener, context: Any,
-                  log: Any) -> Any:
-    """Run the server side of a TLS handshake in the connection's greenlet.
-
-    Returns the TLS socket, or None after closing a client that sent plain
-    text (answered with a plain HTTP 400), timed out or failed the handshake.
-    """
-    import ssl
-
-    sock.settimeout(listener.options.tls_handshake_timeout)
-    try:
-        first = sock.recv(1, socket.MSG_PEEK)
-        if first and first != b"\x16":  # not a TLS handshake record
-            if first.isalpha():
-                sock.sendall(PLAIN_HTTP_ON_TLS)
-                sock.shutdown(socket.SHUT_WR)
-                sock.settimeout(0.5)
-                sock.recv(65536)  # read the request, so closing sends FIN, not RST
-            log.info("geworker: plain text from %s on TLS listener %s; closed",
-                     address, listener.url)
-            sock.close()
-            return None
-        tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        tls.do_handshake()
-    except (OSError, ssl.SSLError) as exc:
-        counters.errors["tls_handshake"] += 1
-        log.info("geworker: TLS handshake with %s on %s failed: %s", address, listener.url, exc)
-        sock.close()
-        return None
-    tls.settimeout(None)
-    return tls
 
 
 def _normalize(address: Any) -> Any:

@@ -219,3 +219,26 @@ def test_tls_connections_park(srv, tls_certs):
     assert data == b"x" * 100_000 + b"\nafter\n"
     wait_parked(g.ports["TEXT_PORT"], 1)
     tls.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
+def test_stop_and_reload_with_parked_connections_log_cleanly(srv, tmp_path, sig):
+    """Shutting a parked connection's socket must not trip gevent's wait cancellation
+    (it used to log an AttributeError traceback per parked connection)."""
+    g = srv(workers=1)
+    port = g.ports["TEXT_PORT"]
+    [old_worker] = g.worker_pids()
+    clients = [LineClient(port, timeout=10) for _ in range(3)]
+    for c in clients:
+        assert c.request("hi") == "hi"
+    wait_parked(port, 3)
+    g.signal(sig)
+    for c in clients:
+        assert c.file.readline() == b""  # closed by the drain: EOF, not a reset
+    wait_until(lambda: f"Worker exiting (pid: {old_worker})" in g.log(), timeout=10,
+               what="the old worker exited")
+    lines = [line for f in tmp_path.glob("events.*") for line in f.read_text().splitlines()]
+    closed = [line for line in lines if line.startswith("close ")]
+    assert len(closed) == 3 and len(set(closed)) == 3  # on_close once for each
+    log = g.log()
+    assert "Traceback" not in log and "AttributeError" not in log, log

@@ -1,0 +1,109 @@
+"""Every use geworker makes of gevent's private internals, in one place.
+
+gevent's public API has no way to ask for some things a server kit needs: a
+socket's read watcher (to wait without a pending ``recv``, and to tell what
+a waiting greenlet waits for), the OS socket under the cooperative wrapper
+(to write without waiting), the TLS session of an ``SSLSocket`` (ditto),
+and the hooks of ``StreamServer`` and ``DatagramServer`` that decide when
+to accept, when to close a handled socket, and how to read a datagram.
+
+Each access is a small named function here, and nothing else in geworker
+touches an underscore attribute of a gevent object.
+``tests/unit/transport/test_gevent_compat.py`` checks each of them against
+the installed gevent and names the attribute that went missing, and
+``pyproject.toml`` bounds gevent to the major version those tests passed on.
+
+Also relied upon, though public in name: ``loop.iteration`` (a counter of
+loop iterations, not part of gevent's ``ILoop`` interface), checked by the
+same tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "accept_retry",
+    "datagram_os_socket",
+    "has_read_watcher",
+    "keep_socket_open",
+    "os_socket",
+    "read_watcher",
+    "set_accept_gate",
+    "stop_datagram_reads",
+    "tls_session",
+]
+
+
+def read_watcher(sock: Any) -> Any:
+    """The libev read watcher of a gevent socket (``sock._read_event``).
+
+    gevent starts it while a greenlet waits in ``recv``; ``hub.wait(watcher)``
+    waits for input without reading. gevent's own ``shutdown``/``close``
+    cancel whatever is registered on it, so a caller that starts it with its
+    own callback must stop it before the socket is shut or closed.
+    """
+    return sock._read_event
+
+
+def has_read_watcher(sock: Any) -> bool:
+    """True for gevent sockets (plain and TLS); False for anything else."""
+    return hasattr(sock, "_read_event")
+
+
+def os_socket(sock: Any) -> Any:
+    """The non-blocking OS socket under a gevent socket (``sock._sock``); ``sock`` otherwise.
+
+    Its ``send``/``recv`` raise ``BlockingIOError`` instead of waiting.
+    """
+    return getattr(sock, "_sock", sock)
+
+
+def tls_session(sock: Any) -> Any:
+    """The ``ssl.SSLObject`` of a gevent ``SSLSocket`` (``sock._sslobj``), else None.
+
+    Its ``write`` raises ``SSLWantWriteError`` instead of waiting.
+    """
+    return getattr(sock, "_sslobj", None)
+
+
+def _leave_open(*args: Any) -> None:
+    """In place of ``StreamServer.do_close``: leave the handled socket alone."""
+
+
+def keep_socket_open(server: Any) -> None:
+    """Stop a ``StreamServer`` from closing a socket when its handler returns.
+
+    Replaces ``server.do_close``: a parked connection's handler returns while
+    the connection lives on; the connection closes its socket itself.
+    """
+    server.do_close = _leave_open
+
+
+def set_accept_gate(server: Any, full: Callable[[], bool]) -> None:
+    """Make ``server`` stop accepting while ``full()`` is true (replaces ``server.full``).
+
+    gevent calls ``full()`` before each accept; once it is true the server
+    stops watching its socket until :func:`accept_retry`'s callable runs.
+    """
+    server.full = full
+
+
+def accept_retry(server: Any) -> Callable[..., None]:
+    """What resumes accepting on a server stopped by its gate
+    (``server._start_accepting_if_started``); a timer may call it."""
+    return server._start_accepting_if_started  # type: ignore[no-any-return]
+
+
+def stop_datagram_reads(server: Any) -> None:
+    """Keep a ``DatagramServer`` from resuming reads (sets ``server._stop_event``).
+
+    ``stop_accepting`` alone is undone when a slot of its pool frees up.
+    """
+    server._stop_event.set()
+
+
+def datagram_os_socket(server: Any) -> Any:
+    """The OS socket a ``DatagramServer`` reads from (``server._socket``)."""
+    return server._socket
