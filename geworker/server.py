@@ -10,6 +10,7 @@ from .errors import ConfigurationError
 from .listener import Listener
 from .protocols import Protocol
 from .settings import Options
+from .transport.runtime import runtime_of
 
 if TYPE_CHECKING:
     from .transport.connection import Connection
@@ -133,14 +134,6 @@ class Server:
         self.options = Options().replace(**options)
         self.listeners: list[Listener] = []
         self.callbacks: dict[str, Callable[..., Any]] = {}
-        #: Open connections of this worker process, by id (for broadcasts).
-        self.connections: dict[int, Connection] = {}
-        #: Set when this worker stops: connections opened from now on drain at once.
-        self.draining = False
-        #: Set by the worker: sends a broadcast to the other workers of the instance.
-        self.publish_to_workers: Callable[[Any], int] | None = None
-        #: Set by the worker: starts a connection's greenlet (None: ``gevent.spawn``).
-        self.spawn: Callable[..., Any] | None = None
         #: Answers HTTP requests instead of ``on_message`` (see :meth:`mount_wsgi`).
         self.http_handler: Callable[..., Any] | None = None
         for url in urls:
@@ -177,6 +170,16 @@ class Server:
         """UDP listeners, bound by the gunicorn master itself."""
         return [lnr for lnr in self.listeners if lnr.is_datagram]
 
+    @property
+    def connections(self) -> dict[int, Connection]:
+        """The open stream connections of this worker process, by id (read it, do not change it)."""
+        return runtime_of(self).connections
+
+    @property
+    def draining(self) -> bool:
+        """True once this worker process has begun to stop (or reload)."""
+        return runtime_of(self).draining
+
     def mount_wsgi(self, app: Callable[..., Any]) -> None:
         """Answer the HTTP requests of this server's ``http://`` listeners with a WSGI app.
 
@@ -199,14 +202,7 @@ class Server:
 
         Returns the number of connections of this worker it was queued for.
         """
-        if all_workers and self.publish_to_workers is not None:
-            self.publish_to_workers(message)
-        skip = set(exclude)
-        sent = 0
-        for conn in list(self.connections.values()):
-            if conn.id not in skip and conn.send(message):
-                sent += 1
-        return sent
+        return runtime_of(self).broadcast(message, exclude, all_workers)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         """Answer 500 when mistakenly run by a WSGI worker.

@@ -127,7 +127,7 @@ class HttpConnection(Connection):
         if self.request is None:
             raise LocalProtocolError("there is no request to answer on this connection")
         protocol = self.protocol
-        if self._draining or self.server.draining:
+        if self._draining or self._runtime.draining:
             protocol.keep_alive = False
         # Earlier (pipelined) answers still queued past the limit: wait rather than drop one.
         if (self._queued >= self.listener.options.max_send_buffer_size

@@ -4,7 +4,7 @@ Two ways in:
 
 * ``gunicorn -k geworker.Worker module:wsgi_app`` with a plain WSGI
   application (Flask, Django...): the worker wraps it with
-  :func:`server_for_wsgi_app` into a :class:`~geworker.Server` listening on
+  :func:`geworker.worker.wsgi_app.server_for_wsgi_app` into a :class:`~geworker.Server` listening on
   gunicorn's ``--bind`` addresses, a drop-in for gunicorn's gevent worker.
 * ``server.mount_wsgi(app)`` on a geworker server: the application answers
   the HTTP requests of the server's ``http://`` listeners, while WebSocket
@@ -18,21 +18,16 @@ could pass for their ``-`` twins once mapped to ``HTTP_*``).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ConfigurationError, LocalProtocolError
-from ..listener import Listener
 from .environ import cgi_environ
 from .models import Request
-from .protocol import HttpProtocol
 from .responses import Response
 
-if TYPE_CHECKING:
-    from ..server import Server
-
-__all__ = ["WSGIHandler", "build_environ", "server_for_wsgi_app"]
+__all__ = ["WSGIApp", "WSGIHandler", "build_environ"]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -120,38 +115,3 @@ class WSGIHandler:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
-
-
-def server_for_wsgi_app(app: WSGIApp, addresses: Sequence[Any], cfg: Any = None) -> Server:
-    """A :class:`~geworker.Server` serving ``app`` on gunicorn's bound addresses.
-
-    Args:
-        app: the WSGI application.
-        addresses: gunicorn's parsed binds (``(host, port)`` or a unix path).
-        cfg: gunicorn's config; ``keepalive`` sets ``http_keepalive_timeout``
-            (0 disables keep-alive), ``workers`` the ``wsgi.multiprocess`` flag,
-            and ``certfile``/``keyfile`` make the TCP listeners ``https://``.
-    """
-    from ..server import Server
-
-    options: dict[str, Any] = {}
-    multiprocess = True
-    # gunicorn's --certfile/--keyfile make its binds TLS, as with its own workers.
-    scheme = "https" if cfg is not None and cfg.certfile and cfg.keyfile else "http"
-    if cfg is not None:
-        multiprocess = cfg.workers > 1
-        if cfg.keepalive and cfg.keepalive > 0:
-            options["http_keepalive_timeout"] = float(cfg.keepalive)
-        else:
-            options["http_max_requests_per_connection"] = 1
-    server = Server(name=getattr(app, "__name__", None) or type(app).__name__, **options)
-    for address in addresses:
-        if isinstance(address, tuple):
-            host = f"[{address[0]}]" if ":" in address[0] else address[0]
-            server.listen(f"{scheme}://{host}:{address[1]}")
-        else:
-            path = address.decode() if isinstance(address, bytes) else str(address)
-            server.listeners.append(Listener(f"http+unix://{path}", HttpProtocol, "unix",
-                                             path=path, options=server.options))
-    server.http_handler = WSGIHandler(app, multiprocess)
-    return server

@@ -29,6 +29,7 @@ from ..errors import RemoteProtocolError
 from ..protocols.base import Protocol
 from ..stats import counters
 from . import _gevent, parking
+from .runtime import runtime_of
 from .state import TRANSITIONS, ConnectionState
 from .writer import Writer
 
@@ -94,6 +95,7 @@ class Connection(Writer):
         "_park_timer",
         "_reader",
         "_resume",
+        "_runtime",
         "_state",
         "bytes_read",
         "context",
@@ -119,6 +121,7 @@ class Connection(Writer):
         self.socket = sock
         self.listener = listener
         self.server = server
+        self._runtime = runtime_of(server)
         self.protocol = listener.protocol.for_listener(listener.options)
         self.remote_address = remote_address
         self.context: dict[str, Any] = {}
@@ -264,7 +267,7 @@ class Connection(Writer):
         if old is _PARKED:
             parking.unwatch(self)
         if new is _CLOSED:
-            self.server.connections.pop(self.id, None)
+            self._runtime.connections.pop(self.id, None)
             parking.forget(self)
             counters.connections_closed += 1
             with contextlib.suppress(OSError):
@@ -273,14 +276,14 @@ class Connection(Writer):
             if on_close is not None:
                 self._call(on_close, self)
         elif new is _HANDED_OFF:
-            self.server.connections.pop(self.id, None)
+            self._runtime.connections.pop(self.id, None)
             parking.forget(self)
             counters.connections_accepted -= 1
         return True
 
     def serve(self) -> None:
         """Run the connection until it closes or parks; ``on_close`` runs exactly once."""
-        self.server.connections[self.id] = self
+        self._runtime.connections[self.id] = self
         parking.register(self)
         counters.connections_accepted += 1
         self._run(self._serve)
@@ -346,7 +349,7 @@ class Connection(Writer):
         on_connect = self._callbacks.get("on_connect")
         if on_connect is not None and not self._call(on_connect, self):
             return False
-        if self.server.draining:
+        if self._runtime.draining:
             self.drain()
         return True
 

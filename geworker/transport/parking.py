@@ -135,5 +135,5 @@ def wake(conn: Connection, timed_out: bool = False) -> None:
         return
     register(conn)
     conn._idle_mark = -1
-    spawn: Any = conn.server.spawn or gevent.spawn
+    spawn: Any = conn._runtime.spawn or gevent.spawn
     spawn(conn._run, conn._idle_then_read if timed_out else conn._read_loop)

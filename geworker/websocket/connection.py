@@ -160,7 +160,7 @@ class WebSocketConnection(Connection):
         if messages:
             self._dispatch(messages)
         self._after_batch()
-        if self._draining or self.server.draining:
+        if self._draining or self._runtime.draining:
             self.drain()
         return True
 

@@ -33,6 +33,7 @@ from ..listener import Listener
 from ..server import Server
 from ..stats import counters
 from ..transport import _gevent
+from ..transport.runtime import ServerRuntime, runtime_of
 from ..transport.tls import tls_handshake
 from . import _gunicorn, shared
 from .balance import Balancer
@@ -81,6 +82,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         # were sent to the new worker (see _catch_early_stop).
         self._master_queue_at_fork = _gunicorn.master_signal_queue().qsize()
         self.server: Server | None = None
+        self.runtime: ServerRuntime  # set with server, once the app is loaded
         self.worker_connections: int = self.cfg.worker_connections
         self.bindings: list[tuple[Any, Listener]] = []
         self.stream_servers: list[Any] = []
@@ -125,10 +127,11 @@ class Worker(base.Worker):  # type: ignore[misc]
                 raise ConfigurationError(
                     f"{self.cfg.default_proc_name!r} is a {type(app).__name__}, "
                     "neither a geworker.Server nor a WSGI application")
-            from ..http.wsgi import server_for_wsgi_app  # a plain WSGI app on gunicorn's binds
+            from .wsgi_app import server_for_wsgi_app  # a plain WSGI app on gunicorn's binds
 
             app = server_for_wsgi_app(app, [address for _, address in self.bindings], self.cfg)
         self.server = app
+        self.runtime = runtime_of(app)
         self.bindings = self._match_listeners(app)
         self._call_hook("on_worker_start", propagate=True)
 
@@ -220,11 +223,12 @@ class Worker(base.Worker):  # type: ignore[misc]
         from ..transport.datagram import DatagramListener
 
         assert self.server is not None
+        runtime = self.runtime
         # Every greenlet serving a stream connection; parked connections have none.
         self.connection_greenlets = greenlets = Group()
-        self.server.spawn = greenlets.spawn
+        runtime.spawn = greenlets.spawn
         self.balancer = Balancer(shared.shared_memory(), self.index, self.cfg.workers,
-                                 self.server.connections)
+                                 runtime.connections)
         self.balancer.start(gevent.get_hub().loop)
         datagram_pool = Pool(self.worker_connections)
         for sock, listener in self.bindings:
@@ -237,14 +241,15 @@ class Worker(base.Worker):  # type: ignore[misc]
                 continue
             sock.setblocking(False)
             context = self._tls_context(listener)
-            server = StreamServer(sock, handle=partial(self._handle, listener, context),
-                                  spawn=greenlets.spawn)
-            _gevent.keep_socket_open(server)  # a parked connection outlives its handler
+            acceptor = StreamServer(sock, handle=partial(self._handle, listener, context),
+                                    spawn=greenlets.spawn)
+            _gevent.keep_socket_open(acceptor)  # a parked connection outlives its handler
             if self.cfg.workers > 1:
-                server.max_accept = 1
-            _gevent.set_accept_gate(server, self.balancer.gate(server, self._at_connection_limit))
-            server.start()
-            self.stream_servers.append(server)
+                acceptor.max_accept = 1
+            _gevent.set_accept_gate(acceptor,
+                                    self.balancer.gate(acceptor, self._at_connection_limit))
+            acceptor.start()
+            self.stream_servers.append(acceptor)
         self.datagram_pool = datagram_pool
         self._start_parking()
         shared.mark_serving(self.generation)
@@ -322,22 +327,21 @@ class Worker(base.Worker):  # type: ignore[misc]
     def _stop(self) -> None:
         import gevent
 
-        assert self.server is not None
-        self.server.draining = True
+        self.runtime.draining = True
         # gunicorn may TERM a stopping worker again (TTOU: manage_workers runs
         # before the first TERM is reaped); once gevent's handler is gone at
         # exit, that second TERM would kill the process mid-exit.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         self.balancer.stop()
-        for server in self.stream_servers:
-            server.close()
+        for acceptor in self.stream_servers:
+            acceptor.close()
         handover = gevent.spawn(self._hand_over_datagrams)
         if shared.reload_generation() > self.generation:
             self._call_hook("on_worker_reload")
         self._call_hook("on_worker_stop")
         timers.cancel_all()
         self._parker.stop()
-        connections = self.server.connections
+        connections = self.runtime.connections
         greenlets, datagram_pool = self.connection_greenlets, self.datagram_pool
         if not self.quick_exit:
             self.log.info("geworker: %s stopping, draining %d connection(s)", self,
@@ -366,11 +370,9 @@ class Worker(base.Worker):  # type: ignore[misc]
         """Join the other workers for ``broadcast(..., all_workers=True)``."""
         from .bus import WorkerBus
 
-        server = self.server
-        assert server is not None
         bus = WorkerBus(self.ppid, self.generation, self.index, self.cfg.workers, self.log)
         try:
-            bus.start(server.broadcast)
+            bus.start(self.runtime.broadcast)
         except OSError as exc:
             self.log.warning("geworker: no cross-worker broadcast: %s", exc)
             return
@@ -378,7 +380,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         def publish(message: Any) -> int:
             return bus.publish(message, {self.generation, shared.reload_generation()})
 
-        server.publish_to_workers = publish
+        self.runtime.publish = publish
 
     def _hand_over_datagrams(self) -> None:
         """Stop reading UDP, once a worker of the new generation reads it (on reload).

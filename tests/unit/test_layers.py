@@ -71,3 +71,23 @@ def test_public_names_resolve():
 def test_the_check_sees_gevent_where_it_is_loaded():
     # The transport layer does import gevent: without this, the checks above could not fail.
     assert {"gevent", "greenlet"} <= loaded_after("import geworker.transport.connection")
+
+
+def test_the_layers_contract_catches_an_upward_import(tmp_path):
+    # lint-imports runs in .ci/run; here it must fail on a copy with one import upside down.
+    import shutil
+
+    pytest.importorskip("importlinter")
+    shutil.copytree(ROOT / "geworker", tmp_path / "geworker")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    lint = [sys.executable, "-c", "from importlinter.cli import lint_imports_command as c; c()"]
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    clean = subprocess.run(lint, cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    with open(tmp_path / "geworker" / "protocols" / "text.py", "a") as f:
+        f.write("\nfrom ..worker import bus  # noqa\n")
+    broken = subprocess.run(lint, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert broken.returncode != 0
+    assert "geworker.protocols.text -> geworker.worker.bus" in broken.stdout
