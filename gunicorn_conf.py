@@ -14,9 +14,9 @@ worker_class = "geworker.Worker"
 # One worker per CPU core: each worker is a single-threaded gevent loop.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 
-# Concurrent connections per worker (the gevent pool size). Long-lived
-# connections each hold one; keep it below the open-file limit.
-worker_connections = 10000
+# Connections per worker: left unset, geworker holds as many as the open-file
+# limit allows ('ulimit -n' less 256 descriptors of headroom; an idle
+# connection costs 1-4 KB). Set worker_connections to cap it lower.
 
 # The master kills a worker whose heartbeat is older than this (seconds).
 # A callback that burns CPU this long takes its worker's connections down.

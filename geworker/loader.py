@@ -75,7 +75,8 @@ def _import(module_name: str) -> Any:
     except SyntaxError as exc:
         where = f"{_short(exc.filename or module_name)}, line {exc.lineno}"
         code = (exc.text or "").strip()
-        raise AppLoadError(f"{where}: {exc.msg}" + (f": {code}" if code else "")) from None
+        raise AppLoadError(f"{where}: {type(exc).__name__}: {exc.msg}"
+                           + (f": {code}" if code else "")) from None
     except ConfigurationError as exc:
         raise AppLoadError(f"{_app_frame(exc)}: {exc}") from None
     except ModuleNotFoundError as exc:

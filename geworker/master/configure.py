@@ -37,8 +37,8 @@ from typing import Any
 from .. import rundir
 from ..errors import BootError
 from ..worker import _gunicorn, shared
-from . import hooks, metrics, privileges, record
-from .probe import ProbeError, probe_app
+from . import banner, hooks, metrics, ports, privileges, record
+from .probe import TRACEBACK_ENV, ProbeError, probe_app
 
 __all__ = ["app_uri", "configure", "setup_from_gunicorn"]
 
@@ -102,7 +102,10 @@ def configure(cfg: Any) -> None:
     if uri is None:
         return  # nothing to probe; the worker reports what is wrong
     try:
-        declared = probe_app(uri, pythonpath=_pythonpath(cfg))
+        environ = dict(os.environ)
+        if str(cfg.loglevel).lower() == "debug":
+            environ[TRACEBACK_ENV] = "1"
+        declared = probe_app(uri, pythonpath=_pythonpath(cfg), environ=environ)
     except ProbeError as exc:
         if not _state.configured:
             raise BootError(str(exc)) from None
@@ -154,8 +157,12 @@ def _first_configure(cfg: Any, declared: dict[str, Any]) -> None:
                 parts.append(f"--bind adds {', '.join(extra)}, which the app does not declare")
             raise BootError("; ".join(parts)
                             + ". Addresses are declared in the app: drop --bind.")
+    busy = ports.busy_listeners(listeners)
+    if busy:
+        raise BootError("; ".join(busy) + " (set GEWORKER_BIND_RETRY=1 to let gunicorn retry)")
     _state.binds = binds
     cfg.set("bind", list(binds))
+    banner.install([d["url"] for d in listeners])
     for d in listeners:
         if d["transport"] == "udp":
             shared.add_datagram_socket(d["bind"], _bind_datagram(d))

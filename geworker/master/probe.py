@@ -19,11 +19,15 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["MARKER", "PROBE_ENV", "ProbeError", "describe_app", "probe_app"]
+__all__ = ["MARKER", "PROBE_ENV", "TRACEBACK_ENV", "ProbeError", "describe_app", "probe_app"]
 
 MARKER = "GEWORKER-PROBE "
 #: Set in the probe's environment: the app is imported only to read its listeners.
 PROBE_ENV = "GEWORKER_PROBE"
+#: Set to 1 (``--log-level debug`` does) to see the traceback behind a declaration error.
+TRACEBACK_ENV = "GEWORKER_TRACEBACK"
+#: The probe's exit code for a mistake in the app's declarations.
+EXIT_DECLARATION = 3
 
 
 class ProbeError(Exception):
@@ -31,16 +35,21 @@ class ProbeError(Exception):
 
 
 def describe_app(app_uri: str) -> dict[str, Any]:
-    """Import ``app_uri`` here and describe it (runs inside the probe process)."""
-    from gunicorn.util import import_app
+    """Import ``app_uri`` here and describe it (runs inside the probe process).
 
-    from ..server import Server
+    Raises:
+        AppLoadError: for a mistake in the app's declarations (one line).
+    """
+    from ..loader import load_app, servers_of
+    from ..server import App, Server
 
-    app = import_app(app_uri)
-    if not isinstance(app, Server):
+    app = load_app(app_uri)
+    if not isinstance(app, (Server, App)):
         return {"kind": "wsgi", "listeners": []}
-    return {"kind": "server", "name": app.name,
-            "listeners": [lnr.describe() for lnr in app.listeners]}
+    servers = servers_of(app)
+    return {"kind": "server", "name": app.name, "servers": [s.name for s in servers],
+            "listeners": [{**lnr.describe(), "server": server.name}
+                          for server in servers for lnr in server.listeners]}
 
 
 def probe_app(app_uri: str, cwd: str | None = None, pythonpath: Sequence[str] = (),
@@ -70,6 +79,8 @@ def probe_app(app_uri: str, cwd: str | None = None, pythonpath: Sequence[str] = 
         if line.startswith(MARKER) and proc.returncode == 0:
             return json.loads(line[len(MARKER):])  # type: ignore[no-any-return]
     detail = proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}"
+    if proc.returncode == EXIT_DECLARATION and "\n" not in detail:
+        raise ProbeError(detail)  # the loader's one line says it all
     raise ProbeError(f"cannot load {app_uri!r}:\n{detail}")
 
 
@@ -79,9 +90,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m geworker.master.probe module:server", file=sys.stderr)
         return 2
+    from ..loader import AppLoadError
+
     try:
         description = describe_app(args[0])
-    except Exception as exc:  # reported to the master as text
+    except AppLoadError as exc:  # a mistake in the declarations: one line, no traceback
+        if os.environ.get(TRACEBACK_ENV) == "1":
+            import traceback
+
+            traceback.print_exc()
+        print(exc, file=sys.stderr)
+        return EXIT_DECLARATION
+    except Exception as exc:  # the app's own failure: its traceback says where
         import traceback
 
         traceback.print_exc()

@@ -88,6 +88,7 @@ class Connection(Writer):
         "_busy",
         "_callbacks",
         "_close_timer",
+        "_closed_address",
         "_draining",
         "_idle_mark",
         "_idle_since",
@@ -122,6 +123,7 @@ class Connection(Writer):
         self.listener = listener
         self.server = server
         self._runtime = runtime_of(server)
+        self._closed_address: Any = None
         self.protocol = listener.protocol.for_listener(listener.options)
         self.remote_address = remote_address
         self.context: dict[str, Any] = {}
@@ -153,11 +155,11 @@ class Connection(Writer):
 
     @property
     def local_address(self) -> Any:
-        """The local socket address."""
+        """The local socket address (still known in ``on_close``)."""
         try:
             return self.socket.getsockname()
         except OSError:
-            return None
+            return self._closed_address
 
     def send(self, message: Any) -> bool:
         """Encode ``message`` with the listener's protocol and send it.
@@ -270,9 +272,12 @@ class Connection(Writer):
             self._runtime.connections.pop(self.id, None)
             parking.forget(self)
             counters.connections_closed += 1
+            on_close = self._callbacks.get("on_close")
+            if on_close is not None:
+                with contextlib.suppress(OSError):  # for local_address in on_close
+                    self._closed_address = self.socket.getsockname()
             with contextlib.suppress(OSError):
                 self.socket.close()
-            on_close = self._callbacks.get("on_close")
             if on_close is not None:
                 self._call(on_close, self)
         elif new is _HANDED_OFF:

@@ -28,24 +28,26 @@ EXTRA_INDEXES = 8
 _TEXT, _BYTES = b"s", b"b"
 
 
-def encode(message: Any) -> bytes:
-    """A ``str`` or bytes-like message as one bus datagram."""
+def encode(message: Any, channel: int = 0) -> bytes:
+    """A ``str`` or bytes-like message as one bus datagram for server ``channel`` (0-255)."""
+    head = bytes((channel,))
     if isinstance(message, str):
-        data = _TEXT + message.encode()
+        data = head + _TEXT + message.encode()
     elif isinstance(message, (bytes, bytearray, memoryview)):
-        data = _BYTES + bytes(message)
+        data = head + _BYTES + bytes(message)
     else:
         raise LocalProtocolError(
             f"a broadcast to all workers carries str or bytes, not {type(message).__name__}")
-    if len(data) > MAX_BUS_MESSAGE:
+    if len(data) > MAX_BUS_MESSAGE + 1:
         raise LocalProtocolError(
             f"a broadcast to all workers carries at most {MAX_BUS_MESSAGE} bytes")
     return data
 
 
-def decode(data: bytes) -> Any:
-    """The message carried by a bus datagram."""
-    return data[1:].decode() if data[:1] == _TEXT else data[1:]
+def decode(data: bytes) -> tuple[int, Any]:
+    """``(channel, message)`` of a bus datagram."""
+    payload = data[2:]
+    return data[0], payload.decode() if data[1:2] == _TEXT else payload
 
 
 class WorkerBus:
@@ -68,7 +70,7 @@ class WorkerBus:
         return f"\0geworker-bus-{self.instance}-{generation}-{index}".encode()
 
     def start(self, deliver: Any) -> None:
-        """Bind this worker's address and hand every message received to ``deliver``."""
+        """Bind this worker's address and call ``deliver(channel, message)`` for each message."""
         import gevent
         import gevent.socket
 
@@ -79,21 +81,24 @@ class WorkerBus:
         def read() -> None:
             while True:
                 try:
-                    data = sock.recv(MAX_BUS_MESSAGE + 1)
+                    data = sock.recv(MAX_BUS_MESSAGE + 2)
                 except OSError:
                     return
                 try:
-                    deliver(decode(data))
+                    deliver(*decode(data))
                 except Exception:
                     self.log.exception("geworker: delivering a broadcast from another worker")
 
         gevent.spawn(read)
 
-    def publish(self, message: Any, generations: set[int]) -> int:
-        """Send ``message`` to every other worker of ``generations``; returns how many took it."""
+    def publish(self, message: Any, generations: set[int], channel: int = 0) -> int:
+        """Send ``message`` for server ``channel`` to every other worker of ``generations``.
+
+        Returns how many workers took it.
+        """
         if self.socket is None:
             return 0
-        data = encode(message)
+        data = encode(message, channel)
         reached = 0
         for generation in generations:
             for index in range(self.workers + EXTRA_INDEXES):

@@ -90,8 +90,7 @@ class WorkerMetrics:
         from .. import timers
         from ..stats import counters
 
-        server = self.worker.server
-        open_now = len(server.connections) if server is not None else 0
+        open_now = self.worker.connection_count if self.worker.servers else 0
         timer_count = timers.count()
         deltas = {}
         for name in COUNTERS:

@@ -50,6 +50,7 @@ def describe_connection(conn: Connection, pid: int, now: float) -> dict[str, Any
     return {
         "pid": pid,
         "id": conn.id,
+        "server": conn.server.name,
         "transport": conn.listener.transport,
         "protocol": conn.listener.protocol.__name__,
         "local": _address(conn.local_address),
@@ -111,7 +112,7 @@ class SnapshotWriter:
     def snapshot(self) -> dict[str, Any]:
         """The current state of this worker as a JSON-friendly dict."""
         worker = self.worker
-        server = worker.server
+        servers = getattr(worker, "servers", [])
         now, mono = time.time(), time.monotonic()
         last_mono, last_messages = self._last
         elapsed = mono - last_mono
@@ -121,13 +122,13 @@ class SnapshotWriter:
             "pid": os.getpid(),
             "index": getattr(worker, "index", None),
             "generation": getattr(worker, "generation", None),
-            "name": server.name if server is not None else "",
-            "listeners": [lnr.url for lnr in server.listeners] if server is not None else [],
+            "name": " ".join(server.name for server in servers),
+            "listeners": [lnr.url for server in servers for lnr in server.listeners],
             "started": self.started,
             "heartbeat": now,
             "interval": self.interval,
             "rss": _rss(),
-            "connections": len(server.connections) if server is not None else 0,
+            "connections": worker.connection_count if servers else 0,
             "timers": timers.count(),
             "counters": counters.as_dict(),
             "qps": round(max(qps, 0.0), 1),
@@ -142,9 +143,8 @@ class SnapshotWriter:
         if requested <= self.served_request or time.time_ns() - requested > 10**10:
             return  # answered already, or too old to have a reader waiting
         self.served_request = requested
-        server = self.worker.server
         now, pid = time.time(), os.getpid()
-        rows = [describe_connection(c, pid, now) for c in list(server.connections.values())]
+        rows = [describe_connection(c, pid, now) for c in self.worker.connections]
         rundir.write_json(self.connections_path, {"request": requested, "connections": rows})
 
     def remove(self) -> None:

@@ -30,12 +30,13 @@ from gunicorn.workers import base
 from .. import timers
 from ..errors import ConfigurationError
 from ..listener import Listener
-from ..server import Server
+from ..loader import load_app, servers_of
+from ..server import App, Server
 from ..stats import counters
 from ..transport import _gevent
 from ..transport.runtime import ServerRuntime, runtime_of
 from ..transport.tls import tls_handshake
-from . import _gunicorn, shared
+from . import _gunicorn, limits, shared
 from .balance import Balancer
 from .snapshot import SnapshotWriter
 
@@ -82,9 +83,15 @@ class Worker(base.Worker):  # type: ignore[misc]
         # were sent to the new worker (see _catch_early_stop).
         self._master_queue_at_fork = _gunicorn.master_signal_queue().qsize()
         self.server: Server | None = None
-        self.runtime: ServerRuntime  # set with server, once the app is loaded
+        self.runtimes: list[ServerRuntime] = []  # one per server, once the app is loaded
+        #: The connection cap (see geworker.worker.limits); final once the process runs.
         self.worker_connections: int = self.cfg.worker_connections
-        self.bindings: list[tuple[Any, Listener]] = []
+        self._at_cap = False
+        #: (gevent socket, gunicorn's address) for each socket gunicorn bound.
+        self.bound: list[tuple[Any, Any]] = []
+        #: (socket, listener, its server) for every listener served, UDP included.
+        self.bindings: list[tuple[Any, Listener, Server]] = []
+        self.servers: list[Server] = []
         self.stream_servers: list[Any] = []
         self.datagram_servers: list[Any] = []
         self.quick_exit = False
@@ -107,9 +114,14 @@ class Worker(base.Worker):  # type: ignore[misc]
             fileno = lnr.sock.detach()
             gsock = gevent.socket.socket(lnr.FAMILY, socket.SOCK_STREAM, fileno=fileno)
             sockets.append(gsock)
-            self.bindings.append((gsock, address))
+            self.bound.append((gsock, address))
         self.sockets: list[Any] = sockets
         hub.reinit()
+        open_files = limits.raise_open_files_limit()
+        self.worker_connections, lowered = limits.connection_limit(
+            self.cfg.worker_connections, open_files)
+        if lowered:
+            self.log.warning("geworker: %s", lowered)
         if os.geteuid() == 0 and self.cfg.uid != 0:
             os.setgroups([])  # drop root's supplementary groups before the user switch
         super().init_process()
@@ -120,46 +132,52 @@ class Worker(base.Worker):  # type: ignore[misc]
         Runs before ``booted`` is set: any failure here halts gunicorn with
         exit code 3 instead of respawning a broken worker forever.
         """
-        super().load_wsgi()
+        uri = getattr(self.app, "app_uri", None)
+        if uri is not None and not self.cfg.paste:
+            self.wsgi = load_app(uri)  # one-line errors; a bare module name finds its Server
+        else:
+            super().load_wsgi()
         app = self.wsgi
-        if not isinstance(app, Server):
-            if not callable(app):
-                raise ConfigurationError(
-                    f"{self.cfg.default_proc_name!r} is a {type(app).__name__}, "
-                    "neither a geworker.Server nor a WSGI application")
+        if isinstance(app, (Server, App)):
+            self.servers = servers_of(app)
+        else:
             from .wsgi_app import server_for_wsgi_app  # a plain WSGI app on gunicorn's binds
 
-            app = server_for_wsgi_app(app, [address for _, address in self.bindings], self.cfg)
-        self.server = app
-        self.runtime = runtime_of(app)
-        self.bindings = self._match_listeners(app)
+            addresses = [address for _, address in self.bound]
+            self.servers = [server_for_wsgi_app(app, addresses, self.cfg)]
+        self.server = self.servers[0]
+        self.runtimes = [runtime_of(server) for server in self.servers]
+        self.bindings = self._match_listeners(self.servers)
         self._call_hook("on_worker_start", propagate=True)
 
-    def _match_listeners(self, app: Server) -> list[tuple[Any, Listener]]:
-        by_address: dict[Any, Listener] = {}
-        for listener in app.stream_listeners:
-            by_address[_normalize(parse_address(listener.bind))] = listener
+    def _match_listeners(self, servers: list[Server]) -> list[tuple[Any, Listener, Server]]:
+        """Pair each socket gunicorn bound with the declared listener and its server."""
+        by_address: dict[Any, tuple[Listener, Server]] = {}
+        for server in servers:
+            for listener in server.stream_listeners:
+                by_address[_normalize(parse_address(listener.bind))] = (listener, server)
         bindings = []
-        for gsock, address in self.bindings:
+        for gsock, address in self.bound:
             if _normalize(address) not in by_address:
                 raise ConfigurationError(
-                    f"gunicorn bound {address}, which {app!r} does not declare")
-            bindings.append((gsock, by_address.pop(_normalize(address))))
+                    f"gunicorn bound {address}, which {self.wsgi!r} does not declare")
+            bindings.append((gsock, *by_address.pop(_normalize(address))))
         if by_address:
-            missing = ", ".join(lnr.url for lnr in by_address.values())
+            missing = ", ".join(lnr.url for lnr, _ in by_address.values())
             raise ConfigurationError(f"no socket was bound for {missing}; declare "
                                      "addresses in the app only, without --bind")
-        for listener in app.stream_listeners:
+        for _, listener, _ in bindings:
             if listener.tls and listener.options.ssl_context is None and not (
                     self.cfg.certfile and self.cfg.keyfile):
                 raise ConfigurationError(
                     f"{listener.url} needs TLS: give it ssl_context=... or run gunicorn "
                     "with --certfile and --keyfile")
-        for listener in app.datagram_listeners:
-            sock = shared.datagram_socket(listener.bind)
-            if sock is None:
-                raise ConfigurationError(f"the master did not bind {listener.url}")
-            bindings.append((sock, listener))
+        for server in servers:
+            for listener in server.datagram_listeners:
+                sock = shared.datagram_socket(listener.bind)
+                if sock is None:
+                    raise ConfigurationError(f"the master did not bind {listener.url}")
+                bindings.append((sock, listener, server))
         return bindings
 
     def init_signals(self) -> None:
@@ -222,26 +240,25 @@ class Worker(base.Worker):  # type: ignore[misc]
 
         from ..transport.datagram import DatagramListener
 
-        assert self.server is not None
-        runtime = self.runtime
         # Every greenlet serving a stream connection; parked connections have none.
         self.connection_greenlets = greenlets = Group()
-        runtime.spawn = greenlets.spawn
+        for runtime in self.runtimes:
+            runtime.spawn = greenlets.spawn
         self.balancer = Balancer(shared.shared_memory(), self.index, self.cfg.workers,
-                                 runtime.connections)
+                                 _OpenConnections(self.runtimes))
         self.balancer.start(gevent.get_hub().loop)
         datagram_pool = Pool(self.worker_connections)
-        for sock, listener in self.bindings:
+        for sock, listener, server in self.bindings:
             if listener.is_datagram:
                 gsock = gevent.socket.socket(sock.family, socket.SOCK_DGRAM,
                                              fileno=os.dup(sock.fileno()))
-                dserver = DatagramListener(gsock, listener, self.server, datagram_pool, self.log)
+                dserver = DatagramListener(gsock, listener, server, datagram_pool, self.log)
                 dserver.start()
                 self.datagram_servers.append(dserver)
                 continue
             sock.setblocking(False)
             context = self._tls_context(listener)
-            acceptor = StreamServer(sock, handle=partial(self._handle, listener, context),
+            acceptor = StreamServer(sock, handle=partial(self._handle, listener, server, context),
                                     spawn=greenlets.spawn)
             _gevent.keep_socket_open(acceptor)  # a parked connection outlives its handler
             if self.cfg.workers > 1:
@@ -254,8 +271,10 @@ class Worker(base.Worker):  # type: ignore[misc]
         self._start_parking()
         shared.mark_serving(self.generation)
         self._start_bus()
-        self.log.info("geworker: worker %s (index %s) serving %s", self.pid, self.index,
-                      " ".join(lnr.url for _, lnr in self.bindings) or "no listener")
+        self.log.info("geworker: worker %s (index %s) serving %s (worker_connections=%d)",
+                      self.pid, self.index,
+                      " ".join(lnr.url for _, lnr, _ in self.bindings) or "no listener",
+                      self.worker_connections)
         gevent.spawn(self._heartbeat)
         self._stop_event.wait()
         self._stop()
@@ -271,11 +290,30 @@ class Worker(base.Worker):  # type: ignore[misc]
         return ssl_context(self.cfg)
 
     def _at_connection_limit(self) -> bool:
-        """``worker_connections`` reached: greenlets (handshakes included) plus parked."""
-        return (len(self.connection_greenlets) + counters.connections_parked
-                >= self.worker_connections)
+        """``worker_connections`` reached: greenlets (handshakes included) plus parked.
 
-    def _handle(self, listener: Listener, context: Any, sock: Any, address: Any) -> None:
+        At the cap the worker stops accepting: new clients wait in the listen
+        backlog, which every worker shares, so a worker with room takes them;
+        with every worker full they wait there (up to the backlog's size) until
+        a connection closes. Reaching the cap is logged once per episode and
+        counted (``connection_limit`` in ``geworker status``).
+        """
+        full = (len(self.connection_greenlets) + counters.connections_parked
+                >= self.worker_connections)
+        if full != self._at_cap:
+            self._at_cap = full
+            if full:
+                counters.errors["connection_limit"] += 1
+                self.log.warning("geworker: worker %s reached worker_connections=%d; new "
+                                 "connections wait in the listen backlog until one closes",
+                                 self.pid, self.worker_connections)
+            else:
+                self.log.info("geworker: worker %s is below worker_connections=%d again",
+                              self.pid, self.worker_connections)
+        return full
+
+    def _handle(self, listener: Listener, server: Server, context: Any, sock: Any,
+                address: Any) -> None:
         try:
             if listener.transport == "tcp":
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -283,8 +321,7 @@ class Worker(base.Worker):  # type: ignore[misc]
                 sock = tls_handshake(sock, address, listener, context, self.log)
                 if sock is None:
                     return
-            assert self.server is not None
-            conn = listener.connection_class(sock, address, listener, self.server, self.log)
+            conn = listener.connection_class(sock, address, listener, server, self.log)
         except BaseException:
             sock.close()
             raise
@@ -327,7 +364,8 @@ class Worker(base.Worker):  # type: ignore[misc]
     def _stop(self) -> None:
         import gevent
 
-        self.runtime.draining = True
+        for runtime in self.runtimes:
+            runtime.draining = True
         # gunicorn may TERM a stopping worker again (TTOU: manage_workers runs
         # before the first TERM is reaped); once gevent's handler is gone at
         # exit, that second TERM would kill the process mid-exit.
@@ -341,12 +379,12 @@ class Worker(base.Worker):  # type: ignore[misc]
         self._call_hook("on_worker_stop")
         timers.cancel_all()
         self._parker.stop()
-        connections = self.runtime.connections
+        connections = _OpenConnections(self.runtimes)
         greenlets, datagram_pool = self.connection_greenlets, self.datagram_pool
         if not self.quick_exit:
             self.log.info("geworker: %s stopping, draining %d connection(s)", self,
                           len(connections))
-            for conn in list(connections.values()):
+            for conn in connections.all():
                 conn.drain()
             deadline = gevent.Timeout(self.cfg.graceful_timeout, False)
             with deadline:
@@ -359,7 +397,7 @@ class Worker(base.Worker):  # type: ignore[misc]
             if left and not self.quick_exit:
                 self.log.warning("geworker: graceful_timeout (%ss) reached, dropping %d "
                                  "connection(s)", self.cfg.graceful_timeout, left)
-            for conn in list(connections.values()):
+            for conn in connections.all():
                 conn.abort()  # parked: no greenlet to kill
             greenlets.kill(timeout=1)
             datagram_pool.kill(timeout=1)
@@ -371,16 +409,22 @@ class Worker(base.Worker):  # type: ignore[misc]
         from .bus import WorkerBus
 
         bus = WorkerBus(self.ppid, self.generation, self.index, self.cfg.workers, self.log)
+        runtimes = self.runtimes
+
+        def deliver(channel: int, message: Any) -> None:
+            if channel < len(runtimes):  # (a newer app version may declare more servers)
+                runtimes[channel].broadcast(message)
+
         try:
-            bus.start(self.runtime.broadcast)
+            bus.start(deliver)
         except OSError as exc:
             self.log.warning("geworker: no cross-worker broadcast: %s", exc)
             return
+        for channel, runtime in enumerate(runtimes):
+            runtime.publish = partial(self._publish, bus, channel)
 
-        def publish(message: Any) -> int:
-            return bus.publish(message, {self.generation, shared.reload_generation()})
-
-        self.runtime.publish = publish
+    def _publish(self, bus: Any, channel: int, message: Any) -> int:
+        return int(bus.publish(message, {self.generation, shared.reload_generation()}, channel))
 
     def _hand_over_datagrams(self) -> None:
         """Stop reading UDP, once a worker of the new generation reads it (on reload).
@@ -399,16 +443,32 @@ class Worker(base.Worker):  # type: ignore[misc]
             dserver.stop_reading()
 
     def _call_hook(self, name: str, propagate: bool = False) -> None:
-        assert self.server is not None
-        hook = self.server.callbacks.get(name)
-        if hook is None:
-            return
-        try:
-            hook(self)
-        except Exception:
-            if propagate:
-                raise
-            self.log.exception("geworker: %s raised", name)
+        """Call every server's ``name`` hook with this worker, in declaration order."""
+        for server in self.servers:
+            hook = server.callbacks.get(name)
+            if hook is None:
+                continue
+            try:
+                hook(self)
+            except Exception:
+                if propagate:
+                    raise
+                self.log.exception("geworker: %s of server %r raised", name, server.name)
+
+    @property
+    def count(self) -> int:
+        """How many workers the instance runs (gunicorn's ``-w``; ``TTIN``/``TTOU`` change it)."""
+        return int(self.cfg.workers)
+
+    @property
+    def connection_count(self) -> int:
+        """How many stream connections this worker has open, across its servers."""
+        return len(_OpenConnections(self.runtimes))
+
+    @property
+    def connections(self) -> list[Any]:
+        """Every open stream connection of this worker, across its servers."""
+        return _OpenConnections(self.runtimes).all()
 
 
 _trim: Any = None
@@ -433,6 +493,21 @@ def release_free_memory() -> None:
         _trim(0)
 
 
+
+
+class _OpenConnections:
+    """The open connections of several servers' runtimes, counted and listed together."""
+
+    __slots__ = ("runtimes",)
+
+    def __init__(self, runtimes: list[ServerRuntime]) -> None:
+        self.runtimes = runtimes
+
+    def __len__(self) -> int:
+        return sum(len(runtime.connections) for runtime in self.runtimes)
+
+    def all(self) -> list[Any]:
+        return [conn for runtime in self.runtimes for conn in list(runtime.connections.values())]
 
 
 def _normalize(address: Any) -> Any:

@@ -90,7 +90,8 @@ def test_syntax_error_is_one_line(module):
     name = module("from geworker import Server\nserver = Server(\n")
     with pytest.raises(AppLoadError) as err:
         load_app(f"{name}:server")
-    assert str(err.value) == f"{name}.py, line 2: '(' was never closed: server = Server("
+    assert str(err.value) == (f"{name}.py, line 2: SyntaxError: '(' was never closed: "
+                              "server = Server(")
 
 
 def test_declaration_error_names_the_line_of_the_app(module):
