@@ -33,7 +33,7 @@ if TYPE_CHECKING:
         WorkermanProtocol,
     )
     from .registry import register_protocol
-    from .server import Server
+    from .server import App, Server
     from .settings import Options
     from .transport.connection import Connection, ConnectionState
     from .transport.datagram import DatagramConnection
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "App",
     "ConfigurationError",
     "Connection",
     "ConnectionState",
@@ -90,6 +91,7 @@ _HOMES = {
     "TextProtocol": ".protocols",
     "WorkermanProtocol": ".protocols",
     "register_protocol": ".registry",
+    "App": ".server",
     "Server": ".server",
     "Options": ".settings",
     "Connection": ".transport.connection",

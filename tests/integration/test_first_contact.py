@@ -166,23 +166,23 @@ def echo(conn, message):
     first = [LineClient(port) for _ in range(3)]
     for i, c in enumerate(first):
         assert c.request(f"c{i}") == f"c{i}"
-    late = LineClient(port, timeout=0.5)  # connects: the kernel's backlog holds it
-    late.send("late")
+    late = socket.create_connection(("127.0.0.1", port), timeout=0.5)  # the backlog holds it
+    late.sendall(b"late\n")
     with pytest.raises(socket.timeout):
-        late.recv()
+        late.recv(100)
     wait_until(lambda: "reached worker_connections=3" in g.log(), 5, what="the cap warning")
     first[0].close()
-    late.sock.settimeout(5)
-    assert late.recv() == "late"
+    late.settimeout(5)
+    assert late.recv(100) == b"late\n"
     wait_until(lambda: "below worker_connections=3 again" in g.log(), 5, what="the recovery")
-    for c in (*first[1:], late):
+    late.close()
+    for c in first[1:]:
         c.close()
 
 
 TWO_SERVERS = """
 import os
-from geworker import Server
-from geworker.server import App
+from geworker import App, Server
 
 gateway = Server("text://127.0.0.1:{gateway}", name="gateway")
 admin = Server("text://127.0.0.1:{admin}", name="admin")
