@@ -6,6 +6,8 @@ matters); the assertions are on what the user reads.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import resource
 import socket
@@ -171,6 +173,16 @@ def echo(conn, message):
     with pytest.raises(socket.timeout):
         late.recv(100)
     wait_until(lambda: "reached worker_connections=3" in g.log(), 5, what="the cap warning")
+
+    def cap_counted() -> bool:  # what `geworker status --json` reads, per worker
+        for snapshot in g.tmp.glob(".geworker/*/workers/*.json"):
+            with contextlib.suppress(ValueError, OSError):
+                if json.loads(snapshot.read_text())["counters"]["errors"].get(
+                        "connection_limit", 0) >= 1:
+                    return True
+        return False
+
+    wait_until(cap_counted, 10, what="connection_limit in the status snapshot")
     first[0].close()
     late.settimeout(5)
     assert late.recv(100) == b"late\n"
