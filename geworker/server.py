@@ -19,6 +19,9 @@ __all__ = ["CALLBACK_NAMES", "App", "Server", "check_callback"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Servers one App may hold (broadcasts between workers name their server in one byte).
+MAX_APP_SERVERS = 256
+
 #: Every callback a server may define, with the arguments it receives.
 CALLBACK_NAMES = {
     "on_connect": "(conn) after a stream connection is accepted",
@@ -247,6 +250,8 @@ class App:
     def __init__(self, *servers: Server, name: str = "geworker") -> None:
         if not servers:
             raise ConfigurationError("App() needs at least one Server")
+        if len(servers) > MAX_APP_SERVERS:
+            raise ConfigurationError(f"App() runs at most {MAX_APP_SERVERS} servers")
         for server in servers:
             if not isinstance(server, Server):
                 raise ConfigurationError(f"App() takes Server objects, not {server!r}")

@@ -130,3 +130,7 @@ def test_app_refuses_shared_addresses_and_names():
         App(a, Server("text://127.0.0.1:2", name="a"))
     with pytest.raises(ConfigurationError, match="at least one Server"):
         App()
+    many = [Server(f"text://127.0.0.1:{1000 + i}", name=str(i)) for i in range(257)]
+    with pytest.raises(ConfigurationError, match="at most 256 servers"):
+        App(*many)
+    assert len(App(*many[:256]).servers) == 256
