@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from . import timers
+    from . import messaging, timers
     from .errors import (
         ConfigurationError,
         GeworkerError,
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .http.models import Request
     from .http.responses import EventStream, FileResponse, HTTPError, Response
     from .listener import Listener
+    from .messaging.messenger import Messenger
     from .protocols import (
         FrameProtocol,
         Protocol,
@@ -55,6 +56,7 @@ __all__ = [
     "Listener",
     "LocalProtocolError",
     "MessageTooLarge",
+    "Messenger",
     "Options",
     "Protocol",
     "RawProtocol",
@@ -67,6 +69,7 @@ __all__ = [
     "Worker",
     "WorkermanProtocol",
     "__version__",
+    "messaging",
     "register_protocol",
     "timers",
 ]
@@ -85,6 +88,7 @@ _HOMES = {
     "Response": ".http.responses",
     "Request": ".http.models",
     "Listener": ".listener",
+    "Messenger": ".messaging.messenger",
     "FrameProtocol": ".protocols",
     "Protocol": ".protocols",
     "RawProtocol": ".protocols",
@@ -105,8 +109,8 @@ def __getattr__(name: str) -> Any:
     """Load a public name from its module on first use (see the module doc)."""
     from importlib import import_module
 
-    if name == "timers":
-        return import_module(".timers", __name__)
+    if name in ("timers", "messaging"):
+        return import_module(f".{name}", __name__)
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'geworker' has no attribute {name!r}")

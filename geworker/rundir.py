@@ -133,3 +133,32 @@ def master_alive(pid: int) -> bool:
     except OSError:
         return False
     return b"gunicorn" in cmdline or b"geworker" in cmdline
+
+
+def find_instance(cwd: str | os.PathLike[str], app: str | None) -> Path:
+    """The run directory of the one running instance (of ``app``) started in ``cwd``.
+
+    Raises:
+        ConfigurationError: when none runs, or several do (naming them).
+    """
+    from .errors import ConfigurationError
+
+    env = os.environ.get(RUN_DIR_ENV)
+    if env:
+        return Path(env).absolute()
+    base = Path(cwd).absolute() / ".geworker"
+    prefix = slug(app) if app else ""
+    found = []
+    for path in sorted(base.glob("*")) if base.is_dir() else []:
+        if prefix and not (path.name == prefix or path.name.startswith(prefix + "-")):
+            continue
+        master = read_master(path)
+        if master and master_alive(int(master.get("pid", 0))):
+            found.append(path)
+    if len(found) == 1:
+        return found[0]
+    what = f"of {app} " if app else ""
+    if not found:
+        raise ConfigurationError(f"no running geworker instance {what}under {base}")
+    raise ConfigurationError(f"several geworker instances {what}run under {base}: "
+                             + ", ".join(p.name for p in found) + "; give run_dir=")

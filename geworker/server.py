@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ConfigurationError
 from .listener import Listener
+from .messaging.backends import check_url
 from .protocols import Protocol
 from .settings import Options
 from .transport.runtime import runtime_of
@@ -19,7 +20,7 @@ __all__ = ["CALLBACK_NAMES", "App", "Server", "check_callback"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Servers one App may hold (broadcasts between workers name their server in one byte).
+#: Servers one App may hold.
 MAX_APP_SERVERS = 256
 
 #: Every callback a server may define, with the arguments it receives.
@@ -108,6 +109,10 @@ class Server:
     Args:
         *urls: listener URLs (see :class:`~geworker.listener.Listener`).
         name: shown in logs and ``status``.
+        messaging: the messaging backend (see :mod:`geworker.messaging`):
+            ``"local"`` (the default) between the workers of this instance,
+            or a Redis URL to reach every instance; ``$GEWORKER_MESSAGING``
+            sets it when the app does not.
         **options: default limits for every listener (see
             :class:`~geworker.settings.Options`).
 
@@ -132,8 +137,10 @@ class Server:
     on_websocket_connect = _Callback()
     on_websocket_message = _Callback()
 
-    def __init__(self, *urls: str, name: str = "geworker", **options: Any) -> None:
+    def __init__(self, *urls: str, name: str = "geworker", messaging: str | None = None,
+                 **options: Any) -> None:
         self.name = name
+        self.messaging = None if messaging is None else check_url(messaging)
         self.options = Options().replace(**options)
         self.listeners: list[Listener] = []
         self.callbacks: dict[str, Callable[..., Any]] = {}
@@ -196,12 +203,14 @@ class Server:
 
     def broadcast(self, message: Any, exclude: Iterable[int] = (),
                   all_workers: bool = False) -> int:
-        """Send ``message`` to every open stream connection of this worker.
+        """Send ``message`` to every message connection of this server in this worker.
 
-        With ``all_workers=True`` the other workers of the gunicorn instance
-        send it to their connections too (``str`` or bytes, up to 128 KiB;
-        best effort: a worker starting or stopping may miss it); ``exclude``
-        then applies to this worker's connections only.
+        Plain HTTP connections are skipped (they answer requests; their
+        WebSocket upgrades are included). ``exclude`` holds connection ids.
+        With ``all_workers=True`` the message also goes to this server's
+        connections in every other worker (``str`` or bytes; it is
+        ``messaging.send_to_all(message, exclude, server=name)``, reaching
+        other instances too with the Redis backend).
 
         Returns the number of connections of this worker it was queued for.
         """
@@ -247,7 +256,8 @@ class App:
             name, or two listeners share an address.
     """
 
-    def __init__(self, *servers: Server, name: str = "geworker") -> None:
+    def __init__(self, *servers: Server, name: str = "geworker",
+                 messaging: str | None = None) -> None:
         if not servers:
             raise ConfigurationError("App() needs at least one Server")
         if len(servers) > MAX_APP_SERVERS:
@@ -268,6 +278,13 @@ class App:
                 seen[key] = f"{lnr.url!r} of server " + repr(server.name)
         self.name = name
         self.servers = list(servers)
+        chosen = {s.messaging for s in servers if s.messaging is not None}
+        if messaging is None and len(chosen) > 1:
+            raise ConfigurationError(f"the servers name different messaging backends "
+                                     f"({', '.join(sorted(chosen))}): give App(messaging=...)")
+        #: The messaging backend of every server of the app (see :class:`Server`).
+        self.messaging = check_url(messaging) if messaging is not None else (
+            chosen.pop() if chosen else None)
 
     @property
     def listeners(self) -> list[Listener]:

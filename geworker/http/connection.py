@@ -79,6 +79,8 @@ class HttpConnection(Connection):
                  "_timer", "request")
 
     protocol: HttpProtocol
+    #: Messaging never writes to a plain HTTP connection (only to its WebSocket upgrade).
+    accepts_messages = False
 
     def __init__(self, sock: socket.socket, remote_address: Any, listener: Listener,
                  server: Server, log: Any = None) -> None:

@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent.event import Event
 
-from ..errors import RemoteProtocolError
+from ..errors import LocalProtocolError, RemoteProtocolError
 from ..protocols.base import Protocol
 from ..stats import counters
 from . import _gevent, parking
+from .membership import Session, check_name, membership
 from .runtime import runtime_of
 from .state import TRANSITIONS, ConnectionState
 from .writer import Writer
@@ -90,6 +91,7 @@ class Connection(Writer):
         "_close_timer",
         "_closed_address",
         "_draining",
+        "_groups",
         "_idle_mark",
         "_idle_since",
         "_in_recv",
@@ -97,7 +99,9 @@ class Connection(Writer):
         "_reader",
         "_resume",
         "_runtime",
+        "_session",
         "_state",
+        "_uid",
         "bytes_read",
         "context",
         "created",
@@ -142,6 +146,13 @@ class Connection(Writer):
         self._idle_mark = -1  # bytes_read when a sweep first saw it waiting
         self._idle_since = 0.0
         self._callbacks = server.callbacks
+        self._uid: str | None = None
+        self._groups: set[str] | None = None
+        self._session: Session | None = None
+
+    #: Whether messaging reaches it (``send_to_uid``, groups, broadcasts):
+    #: True for every message protocol, False for plain HTTP connections.
+    accepts_messages = True
 
     # -- public API -----------------------------------------------------
 
@@ -197,6 +208,83 @@ class Connection(Writer):
             timer = self._close_timer = gevent.get_hub().loop.timer(
                 self.listener.options.close_timeout)
             timer.start(self._shutdown)
+
+    # -- messaging (see geworker.messaging) ------------------------------
+
+    @property
+    def client_id(self) -> str:
+        """This connection's id for messaging: unique across workers, reloads and machines.
+
+        Any worker (and :class:`geworker.Messenger` outside them) can reach it
+        with ``messaging.send_to_client(client_id, message)``; ``id`` stays the
+        cheap integer that is unique within this worker.
+        """
+        return membership.client_id(self)
+
+    @property
+    def uid(self) -> str | None:
+        """The uid bound with :meth:`bind_uid`, or None."""
+        return self._uid
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """The groups it joined with :meth:`join`."""
+        return frozenset(self._groups or ())
+
+    @property
+    def session(self) -> Session:
+        """The app's data about this client (a dict of JSON values), readable from any worker.
+
+        GatewayWorker's ``$_SESSION``: queries such as ``group_members`` return
+        it. Set keys (``conn.session["name"] = "ann"``) or assign a whole dict;
+        both are checked (JSON only, at most 64 KiB).
+        """
+        if self._session is None:
+            self._session = Session()
+        return self._session
+
+    @session.setter
+    def session(self, data: Any) -> None:
+        self._session = data if type(data) is Session else Session(data)
+
+    def bind_uid(self, uid: str) -> None:
+        """Bind this connection to the application's user id ``uid``.
+
+        One uid may have many connections (a phone and a laptop); a
+        connection has one uid at a time (binding again replaces it). The
+        binding ends when the connection closes.
+
+        Raises:
+            LocalProtocolError: for a uid that is not a str of 1 to 256
+                characters, or on a plain HTTP connection.
+        """
+        self._check_messaging()
+        membership.bind_uid(self, check_name("uid", uid))
+
+    def unbind_uid(self) -> None:
+        """Forget the uid bound to this connection (if any)."""
+        membership.unbind_uid(self)
+
+    def join(self, group: str) -> None:
+        """Join ``group`` (a room, a topic); left automatically when the connection closes.
+
+        Raises:
+            LocalProtocolError: for a name that is not a str of 1 to 256
+                characters, past 256 groups per connection, or on a plain HTTP
+                connection.
+        """
+        self._check_messaging()
+        membership.join(self, check_name("group", group))
+
+    def leave(self, group: str) -> None:
+        """Leave ``group`` (nothing happens if it is not in it)."""
+        membership.leave(self, group)
+
+    def _check_messaging(self) -> None:
+        if not self.accepts_messages:
+            raise LocalProtocolError(
+                "a plain HTTP connection cannot bind a uid or join a group: messaging "
+                "reaches WebSocket and message-protocol connections")
 
     def pause_recv(self) -> None:
         """Stop reading from the peer until :meth:`resume_recv` (flow control)."""
@@ -270,6 +358,8 @@ class Connection(Writer):
             parking.unwatch(self)
         if new is _CLOSED:
             self._runtime.connections.pop(self.id, None)
+            if self._uid is not None or self._groups:
+                membership.forget(self)
             parking.forget(self)
             counters.connections_closed += 1
             on_close = self._callbacks.get("on_close")
@@ -282,6 +372,8 @@ class Connection(Writer):
                 self._call(on_close, self)
         elif new is _HANDED_OFF:
             self._runtime.connections.pop(self.id, None)
+            if self._uid is not None or self._groups:
+                membership.forget(self)
             parking.forget(self)
             counters.connections_accepted -= 1
         return True

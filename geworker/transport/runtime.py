@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..server import Server
     from .connection import Connection
 
-__all__ = ["ServerRuntime", "runtime_of"]
+__all__ = ["ServerRuntime", "all_runtimes", "runtime_of"]
 
 
 class ServerRuntime:
@@ -30,8 +30,8 @@ class ServerRuntime:
             drain at once.
         spawn: starts a connection's greenlet (None: ``gevent.spawn``); the
             worker gives its own group's, so it can wait for them when it stops.
-        publish: sends a broadcast to the other workers of the instance (None
-            outside a worker, or when the bus could not start).
+        publish: ``publish(message, exclude)`` sends a broadcast to this
+            server's connections in the other processes (None outside a worker).
     """
 
     __slots__ = ("__weakref__", "connections", "draining", "publish", "server", "spawn")
@@ -41,17 +41,17 @@ class ServerRuntime:
         self.connections: dict[int, Connection] = {}
         self.draining = False
         self.spawn: Callable[..., Any] | None = None
-        self.publish: Callable[[Any], int] | None = None
+        self.publish: Callable[[Any, set[int]], Any] | None = None
 
     def broadcast(self, message: Any, exclude: Iterable[int] = (),
                   all_workers: bool = False) -> int:
         """See :meth:`geworker.Server.broadcast`."""
-        if all_workers and self.publish is not None:
-            self.publish(message)
         skip = set(exclude)
+        if all_workers and self.publish is not None:
+            self.publish(message, skip)  # (first: a message it cannot carry raises here)
         sent = 0
         for conn in list(self.connections.values()):
-            if conn.id not in skip and conn.send(message):
+            if conn.accepts_messages and conn.id not in skip and conn.send(message):
                 sent += 1
         return sent
 
@@ -65,3 +65,8 @@ def runtime_of(server: Server) -> ServerRuntime:
     if runtime is None:
         runtime = _runtimes[server] = ServerRuntime(server)
     return runtime
+
+
+def all_runtimes() -> list[ServerRuntime]:
+    """The run-time state of every server used in this process."""
+    return list(_runtimes.values())

@@ -2,7 +2,7 @@
 
 ``geworker.Worker`` (:mod:`~geworker.worker.worker`) is what ``gunicorn -k``
 loads; :mod:`~geworker.worker.balance` spreads connections over the workers and
-:mod:`~geworker.worker.bus` carries broadcasts between them. Each heartbeat
+it starts the messaging backend (:mod:`geworker.messaging`). Each heartbeat
 writes the worker's snapshot (:mod:`~geworker.worker.snapshot`) and publishes
 its metrics (:mod:`~geworker.worker.metrics`). :mod:`~geworker.worker.shared`
 holds what the master prepares before forking (shared memory, indexes, UDP

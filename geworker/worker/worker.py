@@ -27,13 +27,14 @@ from typing import Any
 from gunicorn.util import parse_address
 from gunicorn.workers import base
 
-from .. import timers
+from .. import rundir, timers
 from ..errors import ConfigurationError
 from ..listener import Listener
 from ..loader import load_app, servers_of
 from ..server import App, Server
 from ..stats import counters
 from ..transport import _gevent
+from ..transport.membership import membership
 from ..transport.runtime import ServerRuntime, runtime_of
 from ..transport.tls import tls_handshake
 from . import _gunicorn, limits, shared
@@ -97,6 +98,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         self.quick_exit = False
         self._stop_event: Any = None
         self.snapshots: SnapshotWriter | None = None
+        self.messenger: Any = None
 
     # -- gunicorn contract ------------------------------------------------
 
@@ -117,6 +119,7 @@ class Worker(base.Worker):  # type: ignore[misc]
             self.bound.append((gsock, address))
         self.sockets: list[Any] = sockets
         hub.reinit()
+        membership.new_node()  # client ids name this process, not the master
         open_files = limits.raise_open_files_limit()
         self.worker_connections, lowered = limits.connection_limit(
             self.cfg.worker_connections, open_files)
@@ -240,6 +243,7 @@ class Worker(base.Worker):  # type: ignore[misc]
 
         from ..transport.datagram import DatagramListener
 
+        self._start_messaging()
         # Every greenlet serving a stream connection; parked connections have none.
         self.connection_greenlets = greenlets = Group()
         for runtime in self.runtimes:
@@ -270,7 +274,6 @@ class Worker(base.Worker):  # type: ignore[misc]
         self.datagram_pool = datagram_pool
         self._start_parking()
         shared.mark_serving(self.generation)
-        self._start_bus()
         self.log.info("geworker: worker %s (index %s) serving %s (worker_connections=%d)",
                       self.pid, self.index,
                       " ".join(lnr.url for _, lnr, _ in self.bindings) or "no listener",
@@ -401,30 +404,43 @@ class Worker(base.Worker):  # type: ignore[misc]
                 conn.abort()  # parked: no greenlet to kill
             greenlets.kill(timeout=1)
             datagram_pool.kill(timeout=1)
+        if self.messenger is not None:
+            self.messenger.close()
         if self.snapshots is not None:
             self.snapshots.remove()
 
-    def _start_bus(self) -> None:
-        """Join the other workers for ``broadcast(..., all_workers=True)``."""
-        from .bus import WorkerBus
+    def _start_messaging(self) -> None:
+        """Join the other workers (or Redis) for :mod:`geworker.messaging`."""
+        from ..messaging import Messenger, install
+        from ..messaging.backend import Backend
+        from ..messaging.backends import MESSAGING_ENV, backend_for_url
+        from ..messaging.wire import Op
 
-        bus = WorkerBus(self.ppid, self.generation, self.index, self.cfg.workers, self.log)
-        runtimes = self.runtimes
-
-        def deliver(channel: int, message: Any) -> None:
-            if channel < len(runtimes):  # (a newer app version may declare more servers)
-                runtimes[channel].broadcast(message)
-
+        app = self.wsgi
+        url = (getattr(app, "messaging", None) or os.environ.get(MESSAGING_ENV) or "local")
+        run_dir = rundir.run_dir()
+        backend: Backend
         try:
-            bus.start(deliver)
-        except OSError as exc:
-            self.log.warning("geworker: no cross-worker broadcast: %s", exc)
-            return
-        for channel, runtime in enumerate(runtimes):
-            runtime.publish = partial(self._publish, bus, channel)
+            if url != "local":
+                backend = backend_for_url(url, listen=True, log=self.log)
+            elif run_dir is None:
+                raise OSError("the instance has no run directory")
+            else:
+                from ..messaging.embedded import EmbeddedBackend
 
-    def _publish(self, bus: Any, channel: int, message: Any) -> int:
-        return int(bus.publish(message, {self.generation, shared.reload_generation()}, channel))
+                backend = EmbeddedBackend(run_dir, listen=True, log=self.log)
+        except (OSError, ConfigurationError) as exc:
+            self.log.warning("geworker: messaging reaches this worker only: %s", exc)
+            backend = Backend(log=self.log)
+        self.messenger = messenger = Messenger(backend=backend)
+        install(messenger)
+
+        def publish(server: str, message: Any, exclude: set[int]) -> None:
+            skip = [f"{membership.node}{conn_id:x}" for conn_id in exclude]
+            backend.send(Op.ALL, [server, skip], message, here=False)
+
+        for runtime in self.runtimes:
+            runtime.publish = partial(publish, runtime.server.name)
 
     def _hand_over_datagrams(self) -> None:
         """Stop reading UDP, once a worker of the new generation reads it (on reload).

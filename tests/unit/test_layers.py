@@ -86,8 +86,8 @@ def test_the_layers_contract_catches_an_upward_import(tmp_path):
                            timeout=120)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     with open(tmp_path / "geworker" / "protocols" / "text.py", "a") as f:
-        f.write("\nfrom ..worker import bus  # noqa\n")
+        f.write("\nfrom ..worker import balance  # noqa\n")
     broken = subprocess.run(lint, cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=120)
     assert broken.returncode != 0
-    assert "geworker.protocols.text -> geworker.worker.bus" in broken.stdout
+    assert "geworker.protocols.text -> geworker.worker.balance" in broken.stdout
