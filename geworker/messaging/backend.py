@@ -11,6 +11,7 @@ a query gets this process's share at once and the others' within
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -75,7 +76,7 @@ class Backend:
         self.stats: dict[str, int] = {"relayed_out": 0, "relayed_in": 0, "dropped": 0,
                                       "query_timeouts": 0, "send_failures": 0,
                                       "reconnects": 0, "rejected_peers": 0}
-        self._requests = 0
+        self._requests = itertools.count(1)  # (next() is atomic: a Messenger may be shared)
         self._gathers: dict[int, Gather] = {}
         self._warned: dict[str, float] = {}
 
@@ -153,8 +154,7 @@ class Backend:
             node = checked[0][:NODE_LENGTH]
             if node == membership.node:
                 return local.merge(name, [local.answer(name, checked)])
-        self._requests += 1
-        request = self._requests
+        request = next(self._requests)
         gather = self._gathers[request] = Gather()
         wait = self.timeout if timeout is None else timeout
         try:

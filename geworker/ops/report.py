@@ -114,7 +114,25 @@ def _summary(workers: Iterable[dict[str, Any]]) -> dict[str, Any]:
         total["send_failures"] += c.get("send_failures", 0)
         total["messages"] += c.get("messages_in", 0)
     total["qps"] = round(total["qps"], 1)
+    total["messaging"] = _messaging_summary(workers)
     return total
+
+
+#: Messaging counts summed over the workers (``status`` and ``status --json``).
+MESSAGING_SUMS = ("uids", "groups", "relayed_out", "relayed_in", "dropped", "query_timeouts",
+                  "send_failures", "reconnects", "rejected_peers")
+
+
+def _messaging_summary(workers: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    states = [w["messaging"] for w in workers if w.get("messaging")]
+    if not states:
+        return None
+    summary: dict[str, Any] = {"kind": ",".join(sorted({m["kind"] for m in states})),
+                               "connected": sum(1 for m in states if m["connected"]),
+                               "workers": len(states)}
+    for name in MESSAGING_SUMS:
+        summary[name] = sum(m.get(name, 0) for m in states)
+    return summary
 
 
 def request_connections(path: Path) -> int:
@@ -242,7 +260,20 @@ def format_status(data: dict[str, Any], qps: dict[int, float] | None = None) -> 
                  str(s["send_failures"]), str(s["timers"]), str(s["messages"]),
                  f"{total_qps:.1f}", "[Summary]", "-", "-"])
     lines += _table(PROCESS_COLUMNS, rows)
+    lines += _messaging_lines(data["workers"], s.get("messaging"))
     return "\n".join(lines)
+
+
+def _messaging_lines(workers: list[dict[str, Any]], summary: dict[str, Any] | None) -> list[str]:
+    if not summary:
+        return []
+    lines = ["----MESSAGING----",
+             f"backend: {summary['kind']}   connected: {summary['connected']}/"
+             f"{summary['workers']} workers   reconnects: {summary['reconnects']}"]
+    rows = [[str(w["pid"])] + [str(w["messaging"].get(n, 0)) for n in MESSAGING_SUMS[:7]]
+            for w in workers if w.get("messaging")]
+    rows.append(["Summary"] + [str(summary[n]) for n in MESSAGING_SUMS[:7]])
+    return lines + _table(["pid", *MESSAGING_SUMS[:7]], rows)
 
 
 def format_connections(data: dict[str, Any]) -> str:

@@ -22,6 +22,12 @@ Metrics (Prometheus name / statsd name):
   ``..._closed``, ``geworker_messages_in_total``, ``..._out``, ``geworker_bytes_in_total``,
   ``..._out``, ``geworker_send_failures_total``, ``geworker_datagrams_in_total``
 * ``geworker_errors_total{kind}`` / ``geworker.errors.<kind>``
+* messaging (:mod:`geworker.messaging`): ``geworker_messaging_relayed_out_total`` /
+  ``geworker.messaging.relayed_out``, and ``..._relayed_in``, ``..._dropped``,
+  ``..._query_timeouts``, ``..._send_failures``, ``..._reconnects``,
+  ``..._rejected_peers``; gauges ``geworker_messaging_uids``, ``..._groups`` and
+  ``..._connected`` (workers whose backend is connected) /
+  ``geworker.worker.<index>.messaging_uids`` and ``..._groups``
 * ``geworker_reloads_total`` / ``geworker.reloads`` (master)
 * ``geworker_worker_exits_total{status}`` / ``geworker.worker_exits`` (master)
 
@@ -36,13 +42,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["COUNTERS", "MULTIPROC_ENV", "PROMETHEUS_ENV", "WorkerMetrics", "emit",
-           "prometheus_enabled"]
+__all__ = ["COUNTERS", "MESSAGING_COUNTERS", "MULTIPROC_ENV", "PROMETHEUS_ENV", "WorkerMetrics",
+           "emit", "prometheus_enabled"]
 
 PROMETHEUS_ENV = "GEWORKER_PROMETHEUS"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 COUNTERS = ("connections_accepted", "connections_closed", "messages_in", "messages_out",
             "bytes_in", "bytes_out", "send_failures", "datagrams_in")
+MESSAGING_COUNTERS = ("relayed_out", "relayed_in", "dropped", "query_timeouts", "send_failures",
+                      "reconnects", "rejected_peers")
+MESSAGING_GAUGES = ("uids", "groups", "connected")
 
 
 def prometheus_enabled() -> bool:
@@ -63,6 +72,7 @@ class WorkerMetrics:
         self.statsd = bool(worker.cfg.statsd_host)
         self.last: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.last_errors: dict[str, int] = {}
+        self.last_messaging: dict[str, int] = dict.fromkeys(MESSAGING_COUNTERS, 0)
         self.prom: dict[str, Any] = {}
         if prometheus_enabled():
             from prometheus_client import Counter, Gauge
@@ -77,6 +87,13 @@ class WorkerMetrics:
             self.prom["parked"] = Gauge("geworker_connections_parked",
                                         "Connections waiting for input without a greenlet",
                                         multiprocess_mode="livesum")
+            for name in MESSAGING_COUNTERS:
+                self.prom[f"messaging_{name}"] = Counter(
+                    f"geworker_messaging_{name}", f"messaging: {name.replace('_', ' ')}")
+            for name in MESSAGING_GAUGES:
+                self.prom[f"messaging_{name}"] = Gauge(
+                    f"geworker_messaging_{name}", f"messaging: {name}",
+                    multiprocess_mode="livesum")
 
     @classmethod
     def create(cls, worker: Any) -> WorkerMetrics | None:
@@ -101,7 +118,18 @@ class WorkerMetrics:
         for kind, value in counters.errors.items():
             errors[kind] = value - self.last_errors.get(kind, 0)
             self.last_errors[kind] = value
+        messenger = getattr(self.worker, "messenger", None)
+        state = messenger.describe() if messenger is not None else {}
+        messaging = {}
+        for name in MESSAGING_COUNTERS if state else ():
+            messaging[name] = state[name] - self.last_messaging[name]
+            self.last_messaging[name] = state[name]
         if self.prom:
+            for name, delta in messaging.items():
+                if delta > 0:
+                    self.prom[f"messaging_{name}"].inc(delta)
+            for name in MESSAGING_GAUGES if state else ():
+                self.prom[f"messaging_{name}"].set(int(state[name]))
             for name, delta in deltas.items():
                 if delta > 0:
                     self.prom[name].inc(delta)
@@ -123,3 +151,9 @@ class WorkerMetrics:
             for kind, delta in errors.items():
                 if delta:
                     emit(log, f"geworker.errors.{kind}", delta, "counter")
+            for name, delta in messaging.items():
+                if delta:
+                    emit(log, f"geworker.messaging.{name}", delta, "counter")
+            if state:
+                emit(log, f"{prefix}.messaging_uids", state["uids"], "gauge")
+                emit(log, f"{prefix}.messaging_groups", state["groups"], "gauge")

@@ -64,6 +64,11 @@ def describe_connection(conn: Connection, pid: int, now: float) -> dict[str, Any
     }
 
 
+def _messaging(worker: Any) -> dict[str, Any] | None:
+    messenger = getattr(worker, "messenger", None)
+    return None if messenger is None else messenger.describe()
+
+
 class SnapshotWriter:
     """Writes this worker's snapshot on each heartbeat tick.
 
@@ -133,6 +138,7 @@ class SnapshotWriter:
             "counters": counters.as_dict(),
             "qps": round(max(qps, 0.0), 1),
             "state": "idle" if worker.alive else "draining",
+            "messaging": _messaging(worker),
         }
 
     def _serve_connections_request(self) -> None:

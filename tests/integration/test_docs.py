@@ -88,3 +88,24 @@ def test_websocket_guide_first_example(gunicorn):
     ws.send("hi")
     assert ws.recv() == "hi"
     ws.close()
+
+
+def test_messaging_guide_chat_room_across_workers(gunicorn):
+    websocket = pytest.importorskip("websocket")
+    port = free_port()
+    gunicorn(on_port(python_blocks("docs/messaging.md")[0], port), workers=2)
+    url = f"ws://127.0.0.1:{port}/"
+    ann = websocket.create_connection(url, timeout=5)
+    ann.send("/join lobby ann")
+    assert ann.recv() == "members: ann"
+    # bob may land on either worker; the room and its member list span both
+    bob = websocket.create_connection(url, timeout=5)
+    bob.send("/join lobby bob")
+    assert bob.recv() == "members: ann, bob"
+    assert ann.recv() == "bob joined"
+    bob.send("hello")
+    assert ann.recv() == "bob: hello"
+    assert bob.recv() == "bob: hello"
+    bob.close()
+    assert ann.recv() == "bob left"
+    ann.close()

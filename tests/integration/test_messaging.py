@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import pytest
 import websocket
 
 from conftest import ROOT, LineClient, free_port, wait_until
+from support.ops import run_cli
 
 APP = (ROOT / "tests" / "apps" / "messaging_app.py").read_text()
 
@@ -138,6 +138,29 @@ def test_every_send_and_query_works_from_every_worker(gunicorn):
         if c is not callers[0]:
             assert c.next_push() == "everyone"
     assert callers[0].nothing_pushed()
+
+
+@pytest.mark.timeout(60)
+def test_status_shows_the_backend_and_its_counts(gunicorn, tmp_path):
+    _, _, port = start(gunicorn, workers=2)
+    a, b = one_per_worker(spread(port, 2, 2))
+    a.ask("uid ann")
+    b.ask("join room")
+    assert a.ask(f"to_client {b.cid} hi") == "ok True"
+    assert b.next_push() == "hi"
+    assert a.query("group_size room") == 1
+
+    def summary():
+        out = run_cli(tmp_path, "status", "--json", "--run-dir", str(run_dir(tmp_path)))
+        assert out.returncode == 0, out.stderr
+        m = json.loads(out.stdout)["summary"]["messaging"]
+        return m if m["relayed_in"] >= 1 and m["uids"] == 1 else None
+
+    m = wait_until(summary, 10, interval=0.2, what="messaging counts in the snapshots")
+    assert m["kind"] == "local" and m["connected"] == m["workers"] == 2
+    assert m["groups"] == 1 and m["relayed_out"] >= 1 and m["dropped"] == 0
+    text = run_cli(tmp_path, "status", "--run-dir", str(run_dir(tmp_path))).stdout
+    assert "----MESSAGING----" in text and "backend: local   connected: 2/2 workers" in text
 
 
 @pytest.mark.timeout(120)

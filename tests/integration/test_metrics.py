@@ -48,6 +48,8 @@ def test_prometheus_endpoint_aggregates_workers(instances):
     assert values["geworker_connections_accepted_total"] == 4
     assert values["geworker_bytes_in_total"] == sum(len(f"m{i}\n") for i in range(4))
     assert values["geworker_timers"] == 2
+    assert values["geworker_messaging_connected"] == 2  # both workers joined the bus
+    assert values["geworker_messaging_uids"] == 0
     assert (inst.run_dir / "prometheus").is_dir()
     # the four clients are silent now: their connections park within a few seconds
     wait_until(lambda: scrape(metrics_port).get("geworker_connections_parked") == 4, 10,

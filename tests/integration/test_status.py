@@ -38,7 +38,8 @@ def parse_status(text: str) -> dict:
     split = lines.index("----PROCESS STATUS----")
     exit_header, *exit_rows = [re.split(r" {2,}", line) for line in lines[5:split]]
     assert exit_header == ["exit_status", "exit_count"]
-    header, *rows = [re.split(r" {2,}", line) for line in lines[split + 1:]]
+    end = lines.index("----MESSAGING----") if "----MESSAGING----" in lines else len(lines)
+    header, *rows = [re.split(r" {2,}", line) for line in lines[split + 1:end]]
     assert header == ops_report.PROCESS_COLUMNS
     processes = [dict(zip(header, row, strict=True)) for row in rows]
     assert processes[-1]["pid"] == "Summary"
