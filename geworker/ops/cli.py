@@ -59,6 +59,13 @@ EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
 EXIT_ALREADY_RUNNING = 4
 
+#: How ``start`` and ``restart`` describe the arguments that go to gunicorn.
+START_ARGUMENTS = """{what}
+
+positional arguments:
+  APP                   module:server to run, for example app:server
+  gunicorn options      any gunicorn option, for example -w 4 (gunicorn --help)"""
+
 CLI_FILE = "cli.json"
 PID_FILE = "gunicorn.pid"
 LOG_FILE = "geworker.log"
@@ -519,22 +526,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser, app: bool = True) -> None:
         if app:
-            p.add_argument("app", nargs="?", help="module:server (default: the only instance "
-                           "under ./.geworker)")
-        p.add_argument("--run-dir", help="the instance's run directory")
+            p.add_argument("app", nargs="?", metavar="APP", help="module:server (default: the "
+                           "only running instance under ./.geworker)")
+        p.add_argument("--run-dir", metavar="DIR", help="the instance's run directory "
+                       + ("(to pick one of several)" if app else "(default: "
+                          "./.geworker/<app>-<digest of its listeners>)"))
 
+    # APP is one of gunicorn's arguments: it is read with gunicorn's parser,
+    # so these parsers only describe it.
     p = sub.add_parser("start", allow_abbrev=False,
-                       help="start gunicorn (any gunicorn option may follow)")
+                       help="start gunicorn (any gunicorn option may follow)",
+                       usage="%(prog)s APP [-d] [--run-dir DIR] [--prometheus HOST:PORT] "
+                             "[--wait S] [gunicorn options]",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=START_ARGUMENTS.format(
+                           what="Run APP on gunicorn, with -k geworker.Worker unless -k is "
+                                "given."))
     common(p, app=False)
     p.add_argument("-d", "--daemon", action="store_true", help="detach, log to a file")
     p.add_argument("--prometheus", metavar="HOST:PORT", help="serve Prometheus metrics")
-    p.add_argument("--wait", type=float, default=60.0,
+    p.add_argument("--wait", type=float, default=60.0, metavar="S",
                    help="with -d: seconds to wait for the workers (default 60)")
     p = sub.add_parser("stop", help="stop (QUIT); -g: graceful (TERM), drain connections")
     common(p)
     p.add_argument("-g", "--graceful", action="store_true")
     p.add_argument("--wait", type=float, help="seconds before 'stop failed'")
-    p = sub.add_parser("restart", allow_abbrev=False, help="stop, then start with the same options")
+    p = sub.add_parser("restart", allow_abbrev=False, help="stop, then start with the same options",
+                       usage="%(prog)s [APP] [-d] [--graceful] [--run-dir DIR] "
+                             "[gunicorn options]",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=START_ARGUMENTS.format(
+                           what="Stop the instance if it runs, then start it with the options "
+                                "given,\nor with those of its last start."))
     common(p, app=False)
     p.add_argument("-d", "--daemon", action="store_true")
     p.add_argument("--graceful", action="store_true", help="stop gracefully first")

@@ -236,3 +236,12 @@ def test_start_names_the_instance_as_the_master_does(tmp_path, home):
         assert not (home / ".gunicorn").exists()
     finally:
         _stop_started(cwd)
+
+
+def test_start_help_shows_the_app_argument(tmp_path):
+    result = run_cli(tmp_path, "start", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: geworker start APP ")
+    assert re.search(r"^  APP +module:server", result.stdout, re.MULTILINE), result.stdout
+    result = run_cli(tmp_path, "restart", "--help")
+    assert result.stdout.startswith("usage: geworker restart [APP] ")
