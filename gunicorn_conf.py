@@ -31,9 +31,9 @@ graceful_timeout = 30
 max_requests = 0
 max_requests_jitter = 0
 
-# Each instance gets its own control socket in its working directory, so two
-# instances on one machine never take over each other's socket.
-control_socket = os.path.abspath("gunicorn.ctl")
+# control_socket is left to geworker: each instance gets its own, in its run
+# directory (.geworker/<app>-<digest of its listeners>/gunicorn.ctl), so two
+# instances never take over each other's socket. Set it to choose another path.
 
 # Logs to stderr; set errorlog/accesslog to files for daemon mode.
 errorlog = "-"

@@ -3,8 +3,10 @@
 Every gunicorn instance running geworker has one *run directory*:
 
 * ``$GEWORKER_RUN_DIR`` when set (the ``geworker`` command sets it), else
-  ``<working directory>/.geworker/<app>``, so two instances in different
-  directories (or of different apps) never share one;
+  ``<working directory>/.geworker/<instance name>``, where the instance name
+  is the app and a digest of its listeners (:func:`instance_name`, e.g.
+  ``app-server-3f2a1c``): two instances in different directories, of
+  different apps, or of one app on different addresses never share one;
 * created by the master at first start and, with ``--user``, owned by the
   worker user, since workers write into it after dropping privileges.
 
@@ -16,7 +18,8 @@ What it holds::
                                  on every heartbeat tick, removed at exit
     workers/<pid>.connections.json  written only after a ``connections`` request
     connections.request          touched by ``geworker connections``
-    gunicorn.pid, gunicorn.ctl   when started by the ``geworker`` command
+    gunicorn.ctl                 gunicorn's control socket, unless one was configured
+    gunicorn.pid, cli.json       when started by the ``geworker`` command
 
 This module is the format both sides share: where the directory is, the
 file names, atomic JSON writes and tolerant reads, and whether the master
@@ -29,19 +32,26 @@ that owns a directory still runs. The master writes ``master.json``
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "BASE_DIR",
     "CONNECTIONS_REQUEST",
+    "CONTROL_SOCKET",
     "MASTER_FILE",
     "RUN_DIR_ENV",
     "WORKERS_DIR",
     "default_run_dir",
+    "instance_addresses",
+    "instance_name",
+    "is_instance_of",
     "master_alive",
     "proc_stat",
     "read_json",
@@ -53,6 +63,9 @@ __all__ = [
 ]
 
 RUN_DIR_ENV = "GEWORKER_RUN_DIR"
+#: The folder of the working directory that holds its instances' run directories.
+BASE_DIR = ".geworker"
+CONTROL_SOCKET = "gunicorn.ctl"
 MASTER_FILE = "master.json"
 WORKERS_DIR = "workers"
 CONNECTIONS_REQUEST = "connections.request"
@@ -66,12 +79,48 @@ def slug(app_uri: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", app_uri).strip("-") or "app"
 
 
-def default_run_dir(cwd: str | os.PathLike[str], app_uri: str) -> Path:
-    """Where an instance of ``app_uri`` started in ``cwd`` keeps its run files."""
+def instance_name(app_uri: str, listener_urls: Iterable[str]) -> str:
+    """The name of an instance of ``app_uri`` on ``listener_urls``: ``<slug>-<6 hex digits>``.
+
+    The digits are the start of a SHA-1 over the sorted URLs, so the name is
+    the same at every start of the same app on the same addresses, whatever
+    their order, and differs when the app or one address differs.
+    """
+    digest = hashlib.sha1("\n".join(sorted(listener_urls)).encode()).hexdigest()
+    return f"{slug(app_uri)}-{digest[:6]}"
+
+
+def is_instance_of(name: str, app_uri: str) -> bool:
+    """True if run directory ``name`` is named for an instance of ``app_uri``.
+
+    Matches :func:`instance_name`'s form and the plain ``<slug>`` of older
+    versions, never another app whose slug merely starts the same.
+    """
+    base = slug(app_uri)
+    return name == base or re.fullmatch(re.escape(base) + r"-[0-9a-f]{6}", name) is not None
+
+
+def instance_addresses(description: Mapping[str, Any], binds: Sequence[str]) -> list[str]:
+    """The addresses that name an instance, from the probe's ``description`` of the app.
+
+    The declared listener URLs of a geworker server; for a plain WSGI app,
+    which declares none, gunicorn's ``binds``.
+    """
+    if description.get("kind") == "server":
+        return [str(d["url"]) for d in description.get("listeners", [])]
+    return [str(b) for b in binds]
+
+
+def default_run_dir(cwd: str | os.PathLike[str], app_uri: str,
+                    listener_urls: Iterable[str]) -> Path:
+    """Where an instance of ``app_uri`` on ``listener_urls`` started in ``cwd`` keeps its files.
+
+    ``$GEWORKER_RUN_DIR`` when set, else ``<cwd>/.geworker/<instance name>``.
+    """
     env = os.environ.get(RUN_DIR_ENV)
     if env:
         return Path(env).absolute()
-    return Path(cwd).absolute() / ".geworker" / slug(app_uri)
+    return Path(cwd).absolute() / BASE_DIR / instance_name(app_uri, listener_urls)
 
 
 def run_dir() -> Path | None:

@@ -14,7 +14,9 @@ class (``Worker.setup()``, at start and again on every ``HUP``) geworker:
 5. bumps a reload generation shared with the workers, so an old worker told
    to stop can tell a reload from a shutdown.
 
-Then it prepares the run directory (:mod:`~geworker.master.record`), checks
+Then it prepares the run directory, named for the app and its listeners,
+and moves gunicorn's default control socket into it
+(:mod:`~geworker.master.record`), checks
 ``--user``/``--group`` (:mod:`~geworker.master.privileges`), starts the
 optional metrics server (:mod:`~geworker.master.metrics`) and chains its
 hooks (:mod:`~geworker.master.hooks`). What the workers inherit (shared
@@ -133,6 +135,7 @@ def configure(cfg: Any) -> None:
                                lambda msg: print(msg, file=sys.stderr, flush=True))
     else:
         record.record_reload(cfg)
+        record.place_control_socket(cfg)  # the reload re-read gunicorn's default
     metrics.setup(cfg, rundir.run_dir())
     hooks.install(cfg)
 

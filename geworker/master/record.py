@@ -1,17 +1,24 @@
-"""The master's record in the run directory: ``master.json``.
+"""The master's record in the run directory: ``master.json``, and its control socket.
 
 Created at first start together with the run directory (see
-:mod:`geworker.rundir`), then updated from the master's hooks: reloads
+:mod:`geworker.rundir`; its name comes from the app and the addresses it
+listens on), then updated from the master's hooks: reloads
 (``HUP``), the target number of workers (``TTIN``/``TTOU``) and worker exits
 by status; removed when the master exits. ``geworker status`` shows it.
 Every function here runs in the master and never raises for a file it
 cannot write: without a run directory ``status`` has no data but the
 server runs.
+
+gunicorn's default control socket (``$XDG_RUNTIME_DIR/gunicorn.ctl`` or
+``~/.gunicorn/gunicorn.ctl``) is one per user: a second instance takes it
+over from the first. The master moves it into the run directory, unless
+``control_socket`` was configured.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -19,10 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import rundir
-from ..rundir import CONNECTIONS_REQUEST, MASTER_FILE, RUN_DIR_ENV, WORKERS_DIR
+from ..rundir import CONNECTIONS_REQUEST, CONTROL_SOCKET, MASTER_FILE, RUN_DIR_ENV, WORKERS_DIR
+from ..worker import _gunicorn
 
-__all__ = ["prepare_run_dir", "record_exit", "record_reload", "record_workers",
-           "remove_master_record"]
+__all__ = ["place_control_socket", "prepare_run_dir", "record_exit", "record_reload",
+           "record_workers", "remove_master_record"]
+
+#: The longest path a Unix socket can bind on Linux (``sun_path`` less its NUL).
+MAX_SOCKET_PATH = 107
 
 _master: dict[str, Any] = {}
 
@@ -31,11 +42,15 @@ def prepare_run_dir(cfg: Any, app_uri: str, declared: dict[str, Any],
                     warn: Callable[[str], None]) -> Path | None:
     """Create the run directory in the master at first start and record the instance.
 
-    The directory and its ``workers/`` subdirectory are chowned to the worker
-    user (``cfg.uid``/``cfg.gid``) when the master runs as root. Never raises:
+    The directory is ``$GEWORKER_RUN_DIR``, else named for the app and the
+    addresses it listens on (:func:`geworker.rundir.instance_name`): the
+    declared listeners, or gunicorn's binds for a plain WSGI app. It and its
+    ``workers/`` subdirectory are chowned to the worker user
+    (``cfg.uid``/``cfg.gid``) when the master runs as root. Never raises:
     without a usable directory ``status`` has no data but the server runs.
     """
-    path = rundir.default_run_dir(cfg.chdir or os.getcwd(), app_uri)
+    addresses = rundir.instance_addresses(declared, list(cfg.bind))
+    path = rundir.default_run_dir(cfg.chdir or os.getcwd(), app_uri, addresses)
     other = rundir.read_master(path)
     if other and other.get("pid") != os.getpid() and rundir.master_alive(int(other["pid"])):
         warn(f"geworker: run directory {path} belongs to the running master "
@@ -54,12 +69,15 @@ def prepare_run_dir(cfg: Any, app_uri: str, declared: dict[str, Any],
         warn(f"geworker: no run directory ({exc}); 'geworker status' will have no data")
         return None
     rundir.set_run_dir(path)
+    place_control_socket(cfg)
     _master.clear()
     _master.update({
         "pid": os.getpid(),
         "app": app_uri,
+        "instance": path.name,
         "name": declared.get("name", app_uri),
         "listeners": declared.get("listeners", []),
+        "bind": list(cfg.bind),
         "started": time.time(),
         "cwd": str(cfg.chdir or os.getcwd()),
         "pidfile": os.path.abspath(cfg.pidfile) if cfg.pidfile else None,
@@ -74,6 +92,27 @@ def prepare_run_dir(cfg: Any, app_uri: str, declared: dict[str, Any],
     })
     _save_master()
     return path
+
+
+def place_control_socket(cfg: Any) -> None:
+    """Put gunicorn's control socket in the run directory if it is still gunicorn's default.
+
+    Runs before gunicorn creates the socket (the arbiter starts its control
+    server after the first workers) and again on every reload, which re-reads
+    the config. A path too long for a Unix socket gets a short name in
+    gunicorn's default folder instead, still one per run directory. An
+    explicit ``control_socket`` or ``--no-control-socket`` is left alone.
+    """
+    path = rundir.run_dir()
+    if (path is None or cfg.control_socket_disable
+            or not _gunicorn.setting_is_default(cfg, "control_socket")):
+        return
+    socket_path = str(path / CONTROL_SOCKET)
+    if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH:
+        digest = hashlib.sha1(os.fsencode(path)).hexdigest()[:12]
+        folder = os.path.dirname(_gunicorn.setting_default(cfg, "control_socket"))
+        socket_path = os.path.join(folder, f"geworker-{digest}.ctl")
+    cfg.set("control_socket", socket_path)
 
 
 def _save_master() -> None:

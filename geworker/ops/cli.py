@@ -15,12 +15,16 @@ gunicorn's ``--daemon`` and waits until the workers serve. Every other
 command talks to the running master: signals from gunicorn's vocabulary and
 the files of the instance's run directory (see :mod:`geworker.rundir`).
 
-An instance is found by its run directory: ``--run-dir``, else
-``$GEWORKER_RUN_DIR``, else ``./.geworker/<app>`` (with no APP, the only
-instance under ``./.geworker``). Its pid file is ``<run dir>/gunicorn.pid``
-unless ``-p`` was given at start, and its control socket
-``<run dir>/gunicorn.ctl``, so instances in different directories never
-interfere.
+Each instance has its own run directory, ``./.geworker/<app>-<6 hex digits>``
+(the digits name its listeners, see :func:`geworker.rundir.instance_name`),
+or ``$GEWORKER_RUN_DIR``. ``start`` computes it as the master does, so a
+second ``start`` of the same app on the same addresses finds the first.
+The other commands use ``--run-dir`` if given, else the live instance of APP
+(of any app without APP) under ``./.geworker``; when several match they list
+them and exit 2. Its pid file is ``<run dir>/gunicorn.pid`` unless ``-p`` was
+given at start, and its control socket ``<run dir>/gunicorn.ctl`` unless one
+was configured, so instances never interfere. Their output starts with the
+instance they talk to.
 
 Exit codes: 0 success, 1 failure (start failed, stop failed after N s, reload
 refused), 2 usage error, 3 not running, 4 already running.
@@ -55,9 +59,15 @@ EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
 EXIT_ALREADY_RUNNING = 4
 
+#: How ``start`` and ``restart`` describe the arguments that go to gunicorn.
+START_ARGUMENTS = """{what}
+
+positional arguments:
+  APP                   module:server to run, for example app:server
+  gunicorn options      any gunicorn option, for example -w 4 (gunicorn --help)"""
+
 CLI_FILE = "cli.json"
 PID_FILE = "gunicorn.pid"
-CONTROL_SOCKET = "gunicorn.ctl"
 LOG_FILE = "geworker.log"
 
 
@@ -123,33 +133,51 @@ class Instance:
         """The ``module:object`` this instance runs."""
         return str(self.cli.get("app") or self.master.get("app") or self.run_dir.name)
 
+    def addresses(self) -> list[str]:
+        """Where it listens: the declared listener URLs, else gunicorn's binds."""
+        urls = [str(d["url"]) for d in self.master.get("listeners", []) if "url" in d]
+        return urls or [str(b) for b in self.master.get("bind", [])]
+
 
 # -- locating an instance ------------------------------------------------------
 
 
-def locate(app: str | None, run_dir: str | None) -> Path:
-    """The run directory the user means (see module doc).
+def _instance_dirs(base: Path, app: str | None) -> list[Path]:
+    """The run directories under ``base`` that record an instance (of ``app`` when given)."""
+    found = []
+    for path in sorted(base.glob("*")):
+        if not ((path / CLI_FILE).exists() or (path / rundir.MASTER_FILE).exists()):
+            continue
+        if app is None or rundir.is_instance_of(path.name, app) or Instance(path).app == app:
+            found.append(path)
+    return found
+
+
+def locate(app: str | None, run_dir: str | None) -> Path | None:
+    """The run directory the user means (see module doc), or None if there is none.
 
     Raises:
-        SystemExit: with a message when several instances could be meant.
+        SystemExit: with the list of candidates when several instances match.
     """
     if run_dir:
         return Path(run_dir).absolute()
-    if os.environ.get(rundir.RUN_DIR_ENV) or app:
-        return rundir.default_run_dir(os.getcwd(), app or "")
-    base = Path.cwd() / ".geworker"
-    found = sorted(p for p in base.glob("*")
-                   if (p / CLI_FILE).exists() or (p / rundir.MASTER_FILE).exists())
+    if os.environ.get(rundir.RUN_DIR_ENV):
+        return Path(os.environ[rundir.RUN_DIR_ENV]).absolute()
+    base = Path.cwd() / rundir.BASE_DIR
+    found = _instance_dirs(base, app)
     running = [p for p in found if Instance(p).pid() is not None]
     choices = running or found
-    if len(choices) == 1:
-        return choices[0]
-    if not choices:
-        return base / "-"
-    names = ", ".join(Instance(p).app for p in choices)
-    _fail(f"several instances under {base} ({names}): name the APP or use --run-dir",
-          EXIT_USAGE)
-    raise AssertionError("unreachable")
+    if len(choices) <= 1:
+        return choices[0] if choices else None
+    lines = [f"geworker: {len(choices)} instances{f' of {app}' if app else ''} under {base}; "
+             "pick one with --run-dir:"]
+    for path in choices:
+        inst = Instance(path)
+        pid = inst.pid()
+        lines.append(f"  {path}  {f'master pid {pid}' if pid else 'not running'}  "
+                     f"{' '.join(inst.addresses()) or '-'}")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    sys.exit(EXIT_USAGE)
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> None:
@@ -158,13 +186,17 @@ def _fail(message: str, code: int = EXIT_FAILED) -> None:
 
 
 def _running(args: argparse.Namespace) -> tuple[Instance, int]:
-    inst = Instance(locate(getattr(args, "app", None), args.run_dir))
+    app = getattr(args, "app", None)
+    path = locate(app, args.run_dir)
+    if path is None:
+        base = Path.cwd() / rundir.BASE_DIR
+        _fail(f"{app} is not running (no instance under {base})" if app
+              else f"not running: no geworker instance under {base}", EXIT_NOT_RUNNING)
+        raise AssertionError("unreachable")
+    inst = Instance(path)
     pid = inst.pid()
     if pid is None:
-        if inst.run_dir.name == "-":
-            _fail(f"not running: no geworker instance under {inst.run_dir.parent}",
-                  EXIT_NOT_RUNNING)
-        _fail(f"{inst.app} is not running (run dir {inst.run_dir})", EXIT_NOT_RUNNING)
+        _fail(f"{app or inst.app} is not running (run dir {inst.run_dir})", EXIT_NOT_RUNNING)
         raise AssertionError("unreachable")
     return inst, pid
 
@@ -172,10 +204,14 @@ def _running(args: argparse.Namespace) -> tuple[Instance, int]:
 # -- start ---------------------------------------------------------------------
 
 
-def _gunicorn_parser() -> argparse.ArgumentParser:
+def _gunicorn_config() -> Any:
     from gunicorn.config import Config
 
-    return Config("%(prog)s", prog="geworker start").parser()  # type: ignore[no-any-return]
+    return Config("%(prog)s", prog="geworker start")
+
+
+def _gunicorn_parser() -> argparse.ArgumentParser:
+    return _gunicorn_config().parser()  # type: ignore[no-any-return]
 
 
 def _has(words: Sequence[str], *flags: str) -> bool:
@@ -188,6 +224,22 @@ def _has(words: Sequence[str], *flags: str) -> bool:
     return False
 
 
+def _addresses(app: str, cwd: Path, parsed: argparse.Namespace) -> list[str]:
+    """The addresses the master will name the instance by (see ``record.prepare_run_dir``).
+
+    The app is imported in a subprocess for its declared listeners; a plain
+    WSGI app has gunicorn's ``--bind``. An app that does not import gets no
+    addresses: its start fails in the master, which says why.
+    """
+    pythonpath = [p.strip() for p in (parsed.pythonpath or "").split(",") if p.strip()]
+    try:
+        description = probe_app(app, str(cwd), pythonpath)
+    except ProbeError:
+        return []
+    binds = parsed.bind or _gunicorn.setting_default(_gunicorn_config(), "bind")
+    return rundir.instance_addresses(description, binds)
+
+
 def start(args: argparse.Namespace, gunicorn_args: list[str]) -> int:
     """``geworker start``: run gunicorn here, or detached with ``-d``."""
     parsed = _gunicorn_parser().parse_args(gunicorn_args)
@@ -196,7 +248,9 @@ def start(args: argparse.Namespace, gunicorn_args: list[str]) -> int:
         _fail("start needs the application, e.g. geworker start app:server", EXIT_USAGE)
         return EXIT_USAGE
     cwd = Path(parsed.chdir or os.getcwd()).absolute()
-    run_dir = Path(args.run_dir).absolute() if args.run_dir else rundir.default_run_dir(cwd, app)
+    given = args.run_dir or os.environ.get(rundir.RUN_DIR_ENV)
+    run_dir = (Path(given).absolute() if given
+               else rundir.default_run_dir(cwd, app, _addresses(app, cwd, parsed)))
     inst = Instance(run_dir)
     running = inst.pid()
     if running is not None:
@@ -210,8 +264,6 @@ def start(args: argparse.Namespace, gunicorn_args: list[str]) -> int:
     if not pidfile:
         pidfile = str(run_dir / PID_FILE)
         extra += ["--pid", pidfile]
-    if not _has(gunicorn_args, "--control-socket", "--no-control-socket"):
-        extra += ["--control-socket", str(run_dir / CONTROL_SOCKET)]
     log_file = None
     if args.daemon:
         extra.append("--daemon")
@@ -313,6 +365,7 @@ def stop(args: argparse.Namespace) -> int:
     wait = args.wait if args.wait is not None else (
         graceful_timeout + 10 if args.graceful else 10.0)
     how = "gracefully" if args.graceful else "quickly"
+    print(report.format_instance(inst.run_dir, pid))
     print(f"geworker: stopping {inst.app} {how} (pid {pid}, {sig.name})", flush=True)
     os.kill(pid, sig)
     deadline = time.monotonic() + wait
@@ -331,21 +384,27 @@ def restart(args: argparse.Namespace, gunicorn_args: list[str]) -> int:
     if gunicorn_args:
         parsed = _gunicorn_parser().parse_args(gunicorn_args)
         app = parsed.args[0] if parsed.args else None
-    inst = Instance(locate(app, args.run_dir))
+    path = locate(app, args.run_dir)
+    inst = Instance(path) if path is not None else None
     if not gunicorn_args:  # same options as last time, daemon mode included
+        if inst is None:
+            _fail("restart needs the start options (no instance under "
+                  f"{Path.cwd() / rundir.BASE_DIR})", EXIT_USAGE)
+            return EXIT_USAGE
         gunicorn_args = list(inst.cli.get("args") or [])
         args.daemon = args.daemon or bool(inst.cli.get("daemon"))
         args.prometheus = args.prometheus or inst.cli.get("prometheus")
         if not gunicorn_args:
             _fail("restart needs the start options (none recorded in "
                   f"{inst.run_dir / CLI_FILE})", EXIT_USAGE)
+    if inst is None:
+        return start(args, gunicorn_args)
     if inst.pid() is not None:
         code = stop(argparse.Namespace(app=inst.app, run_dir=str(inst.run_dir),
                                        graceful=args.graceful, wait=None))
         if code:
             return code
-    if not args.run_dir and inst.run_dir.name != "-":
-        args.run_dir = str(inst.run_dir)
+    args.run_dir = str(inst.run_dir)  # the same instance, even if its listeners changed
     return start(args, gunicorn_args)
 
 
@@ -368,6 +427,7 @@ def _master_environ(pid: int) -> dict[str, str]:
 def reload(args: argparse.Namespace) -> int:
     """``geworker reload``: check the app in a subprocess, then ``HUP`` the master."""
     inst, pid = _running(args)
+    print(report.format_instance(inst.run_dir, pid), flush=True)
     if not inst.master:
         _fail(f"no master record in {inst.run_dir}; send HUP yourself to skip the check")
     cwd = str(inst.master.get("cwd") or inst.cli.get("cwd") or os.getcwd())
@@ -426,6 +486,7 @@ def show_status(args: argparse.Namespace) -> int:
         else:
             if args.daemon and sys.stdout.isatty():
                 print("\033[H\033[2J", end="")
+            print(report.format_instance(inst.run_dir, int(data["master"]["pid"])))
             print(report.format_status(data, qps or None), flush=True)
         n += 1
         if not args.daemon or (iterations and n >= iterations):
@@ -438,7 +499,7 @@ def show_status(args: argparse.Namespace) -> int:
 
 def show_connections(args: argparse.Namespace) -> int:
     """``geworker connections``: every open connection of every worker."""
-    inst, _ = _running(args)
+    inst, pid = _running(args)
     stamp = report.request_connections(inst.run_dir)
     data = report.collect_connections(inst.run_dir, stamp, timeout=args.wait)
     if data is None:
@@ -447,6 +508,7 @@ def show_connections(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data))
     else:
+        print(report.format_instance(inst.run_dir, pid))
         print(report.format_connections(data))
     return 0
 
@@ -464,22 +526,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser, app: bool = True) -> None:
         if app:
-            p.add_argument("app", nargs="?", help="module:server (default: the only instance "
-                           "under ./.geworker)")
-        p.add_argument("--run-dir", help="the instance's run directory")
+            p.add_argument("app", nargs="?", metavar="APP", help="module:server (default: the "
+                           "only running instance under ./.geworker)")
+        p.add_argument("--run-dir", metavar="DIR", help="the instance's run directory "
+                       + ("(to pick one of several)" if app else "(default: "
+                          "./.geworker/<app>-<digest of its listeners>)"))
 
+    # APP is one of gunicorn's arguments: it is read with gunicorn's parser,
+    # so these parsers only describe it.
     p = sub.add_parser("start", allow_abbrev=False,
-                       help="start gunicorn (any gunicorn option may follow)")
+                       help="start gunicorn (any gunicorn option may follow)",
+                       usage="%(prog)s APP [-d] [--run-dir DIR] [--prometheus HOST:PORT] "
+                             "[--wait S] [gunicorn options]",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=START_ARGUMENTS.format(
+                           what="Run APP on gunicorn, with -k geworker.Worker unless -k is "
+                                "given."))
     common(p, app=False)
     p.add_argument("-d", "--daemon", action="store_true", help="detach, log to a file")
     p.add_argument("--prometheus", metavar="HOST:PORT", help="serve Prometheus metrics")
-    p.add_argument("--wait", type=float, default=60.0,
+    p.add_argument("--wait", type=float, default=60.0, metavar="S",
                    help="with -d: seconds to wait for the workers (default 60)")
     p = sub.add_parser("stop", help="stop (QUIT); -g: graceful (TERM), drain connections")
     common(p)
     p.add_argument("-g", "--graceful", action="store_true")
     p.add_argument("--wait", type=float, help="seconds before 'stop failed'")
-    p = sub.add_parser("restart", allow_abbrev=False, help="stop, then start with the same options")
+    p = sub.add_parser("restart", allow_abbrev=False, help="stop, then start with the same options",
+                       usage="%(prog)s [APP] [-d] [--graceful] [--run-dir DIR] "
+                             "[gunicorn options]",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=START_ARGUMENTS.format(
+                           what="Stop the instance if it runs, then start it with the options "
+                                "given,\nor with those of its last start."))
     common(p, app=False)
     p.add_argument("-d", "--daemon", action="store_true")
     p.add_argument("--graceful", action="store_true", help="stop gracefully first")

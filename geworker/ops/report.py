@@ -37,6 +37,7 @@ __all__ = [
     "format_bytes",
     "format_connections",
     "format_duration",
+    "format_instance",
     "format_status",
     "live_workers",
     "request_connections",
@@ -80,6 +81,7 @@ def collect_status(path: Path, now: float | None = None) -> dict[str, Any] | Non
         workers.append(snap)
     load = os.getloadavg()
     return {
+        "instance": path.name,
         "run_dir": str(path),
         "time": now,
         "master": master,
@@ -146,8 +148,9 @@ def request_connections(path: Path) -> int:
 def collect_connections(path: Path, stamp: int, timeout: float) -> dict[str, Any] | None:
     """Wait (up to ``timeout`` s) for every live worker to answer a request.
 
-    Returns ``{"connections": [...], "missing": [pids]}``; workers that did
-    not answer in time (busy in a callback) are listed in ``missing``.
+    Returns ``{"instance": name, "run_dir": path, "connections": [...],
+    "missing": [pids]}``; workers that did not answer in time (busy in a
+    callback) are listed in ``missing``.
     """
     master = read_master(path)
     if master is None or not master_alive(int(master["pid"])):
@@ -163,11 +166,17 @@ def collect_connections(path: Path, stamp: int, timeout: float) -> dict[str, Any
         missing = [p for p in pids if p not in answers]
         if not missing or time.monotonic() > deadline:
             rows = [row for pid in sorted(answers) for row in answers[pid]]
-            return {"connections": rows, "missing": missing}
+            return {"instance": path.name, "run_dir": str(path), "connections": rows,
+                    "missing": missing}
         time.sleep(0.05)
 
 
 # -- formatting --------------------------------------------------------------
+
+
+def format_instance(path: Path, pid: int) -> str:
+    """The first line of what the commands print: the instance they talk to."""
+    return f"instance {path.name} (run dir {path}, master pid {pid})"
 
 
 def format_bytes(n: float) -> str:

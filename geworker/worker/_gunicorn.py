@@ -14,8 +14,10 @@ installed gunicorn (``pyproject.toml`` bounds it to the tested major, 27):
   the ``waitpid`` status it does not pass to ``child_exit``.
 * :func:`install_halt_once`: replaces ``arbiter.halt`` and
   ``arbiter.reap_workers`` (``HaltServer`` raised while halting).
-* :func:`chain_hook` and :func:`setting_is_default`: ``cfg.settings[name]``
-  with its ``get()``, ``value`` and ``default``.
+* :func:`chain_hook`, :func:`setting_is_default` and :func:`setting_default`:
+  ``cfg.settings[name]`` with its ``get()``, ``value`` and ``default``.
+* that the arbiter reads ``cfg.control_socket`` when it starts its control
+  server, after ``setup()`` (the master moves the default socket there).
 
 It lives in the worker layer, the lowest that uses gunicorn, so that both
 the worker and the master (above it) can import it.
@@ -31,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["caller_wait_status", "calling_config", "chain_hook", "install_halt_once",
-           "master_signal_queue", "setting_is_default"]
+           "master_signal_queue", "setting_default", "setting_is_default"]
 
 #: The attribute of a chained hook that holds geworker's functions.
 _CHAIN = "_geworker_hooks"
@@ -150,3 +152,8 @@ def _halt_once(arbiter: Any) -> None:
                 raise
 
     arbiter.halt, arbiter.reap_workers = halt_once, reap_unless_halting
+
+
+def setting_default(cfg: Any, name: str) -> Any:
+    """gunicorn's default value of setting ``name`` (computed when gunicorn was imported)."""
+    return cfg.settings[name].default

@@ -65,7 +65,9 @@ def test_start_status_connections_reload_stop(instances):
     assert row["bytes_read"] == len("hello\npid\n")
     assert row["send_queue"] == 0 and row["state"] == "ESTABLISHED"
     table = inst.cli("connections")
-    assert table.stdout.splitlines()[0].split() == [
+    assert table.stdout.splitlines()[0] == \
+        f"instance {inst.run_dir.name} (run dir {inst.run_dir}, master pid {master})"
+    assert table.stdout.splitlines()[1].split() == [
         "pid", "cid", "trans", "protocol", "local", "remote", "bytes_r", "bytes_w", "send_q",
         "state", "age"]
 
@@ -192,8 +194,8 @@ def test_foreground_start_and_stop(tmp_path):
         wait_until(lambda: run_cli(tmp_path, "status", env={"PORT": str(port)}).returncode == 0,
                    20, interval=0.2, what="foreground instance")
         assert LineClient(port).request("fg") == "fg"
-        assert (tmp_path / ".geworker" / "app-server" / "gunicorn.pid").read_text().strip() \
-            == str(proc.pid)
+        [pidfile] = tmp_path.glob(".geworker/app-server-*/gunicorn.pid")
+        assert pidfile.read_text().strip() == str(proc.pid)
         result = run_cli(tmp_path, "stop", "-g", env={"PORT": str(port)})
         assert result.returncode == 0, result.stderr
         assert proc.wait(timeout=20) == 0
@@ -256,6 +258,9 @@ def test_several_instances_need_a_name(tmp_path):
         (run_dir / "cli.json").write_text(json.dumps({"app": app.replace("-", ":")}))
     result = run_cli(tmp_path, "status")
     assert result.returncode == 2
-    assert "several instances" in result.stderr and "a:server, b:server" in result.stderr
+    base = tmp_path / ".geworker"
+    assert f"2 instances under {base}; pick one with --run-dir" in result.stderr
+    assert f"{base / 'a-server'}  not running" in result.stderr
+    assert f"{base / 'b-server'}  not running" in result.stderr
     result = run_cli(tmp_path, "status", "a:server")
     assert result.returncode == 3 and "a:server is not running" in result.stderr

@@ -26,8 +26,13 @@ __all__ = ["instances"]
 
 
 def parse_status(text: str) -> dict:
-    """Parse ``geworker status`` text: global fields, exit table, process rows."""
+    """Parse ``geworker status`` text: global fields, exit table, process rows.
+
+    The command's first line, naming the instance, is skipped when present.
+    """
     lines = text.splitlines()
+    if lines[0].startswith("instance "):
+        lines = lines[1:]
     assert lines[0] == "----GLOBAL STATUS----"
     versions = dict(part.split("/", 1) for part in lines[1].split())
     fields = {}
@@ -143,16 +148,6 @@ def test_write_json_is_atomic_and_leaves_no_temp_files(tmp_path):
         rundir.write_json(path, {"bad": object()})
     assert json.loads(path.read_text()) == {"a": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
-
-
-def test_default_run_dir_is_per_directory_and_app(tmp_path, monkeypatch):
-    monkeypatch.delenv(rundir.RUN_DIR_ENV, raising=False)
-    assert rundir.default_run_dir(tmp_path / "a", "app:server") == \
-        tmp_path / "a" / ".geworker" / "app-server"
-    assert rundir.default_run_dir(tmp_path / "b", "pkg.mod:srv") == \
-        tmp_path / "b" / ".geworker" / "pkg.mod-srv"
-    monkeypatch.setenv(rundir.RUN_DIR_ENV, str(tmp_path / "run"))
-    assert rundir.default_run_dir(tmp_path / "a", "app:server") == tmp_path / "run"
 
 
 def test_privilege_problems(monkeypatch):

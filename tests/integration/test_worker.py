@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from gunicorn.config import Config
 
 from conftest import ROOT, LineClient, free_port, pid_alive, wait_until
 
@@ -492,7 +493,14 @@ def test_shipped_gunicorn_conf(tmp_path):
                              "app:server"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        wait_until(lambda: (tmp_path / "gunicorn.ctl").exists(), timeout=45, what="control socket")
+        def control_socket() -> str | None:  # the master moves it into the run directory
+            for master in tmp_path.glob(".geworker/app-server-*/master.json"):
+                path = json.loads(master.read_text()).get("control_socket")
+                if path and os.path.exists(path):
+                    return path
+            return None
+
+        ctl = wait_until(control_socket, timeout=45, what="control socket")
         wait_until(lambda: _answers(port), timeout=45, what="echo via gunicorn_conf.py")
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -501,6 +509,7 @@ def test_shipped_gunicorn_conf(tmp_path):
         finally:
             os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
     assert proc.returncode == 0
+    assert ctl != Config().control_socket  # never the one-per-user default
 
 
 def _answers(port: int) -> bool:

@@ -77,7 +77,16 @@ class Instance:
         self.env = {"PORT": str(port), **env}
         cwd.mkdir(parents=True, exist_ok=True)
         (cwd / "app.py").write_text(textwrap.dedent(source))
-        self.run_dir = cwd / ".geworker" / "app-server"
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory: ``.geworker/app-server-<digest of the listeners>``.
+
+        One instance per test directory, so the one there is this one's.
+        """
+        found = sorted((self.cwd / ".geworker").glob("app-server-*"))
+        assert len(found) <= 1, f"several run directories: {found}"
+        return found[0] if found else self.cwd / ".geworker" / "app-server-(none yet)"
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run a ``geworker`` command for this instance."""

@@ -173,6 +173,22 @@ def test_hook_settings_and_worker_attributes():
         "gunicorn's Worker no longer has 'aborted' (timeouts are classified by it)")
 
 
+def test_control_socket_is_read_after_setup():
+    """The master moves the default control socket in setup(): gunicorn must read it later."""
+    cfg = Config()
+    default = _gunicorn.setting_default(cfg, "control_socket")
+    assert isinstance(default, str) and default.endswith("gunicorn.ctl"), (
+        "gunicorn's default control_socket changed")
+    assert _gunicorn.setting_is_default(cfg, "control_socket")
+    assert "self.worker_class = self.cfg.worker_class" in _source(Arbiter.setup), (
+        "Arbiter.setup() no longer resolves the worker class (geworker's setup hook)")
+    run = _source(Arbiter.run)
+    assert "self.start()" in run and "self._start_control_server()" in run, (
+        "Arbiter.run() no longer starts the control server after setup")
+    assert "self.cfg.control_socket" in _source(Arbiter._get_control_socket_path), (
+        "the arbiter no longer reads cfg.control_socket when it starts the control server")
+
+
 def test_chain_hook_wraps_once_and_keeps_the_user_hook():
     cfg = Config()
     calls = []
