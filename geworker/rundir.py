@@ -187,6 +187,9 @@ def master_alive(pid: int) -> bool:
 def find_instance(cwd: str | os.PathLike[str], app: str | None) -> Path:
     """The run directory of the one running instance (of ``app``) started in ``cwd``.
 
+    What :class:`geworker.Messenger` uses; ``geworker status`` finds
+    instances the same way (and lists them when several match).
+
     Raises:
         ConfigurationError: when none runs, or several do (naming them).
     """
@@ -195,19 +198,17 @@ def find_instance(cwd: str | os.PathLike[str], app: str | None) -> Path:
     env = os.environ.get(RUN_DIR_ENV)
     if env:
         return Path(env).absolute()
-    base = Path(cwd).absolute() / ".geworker"
-    prefix = slug(app) if app else ""
+    base = Path(cwd).absolute() / BASE_DIR
     found = []
     for path in sorted(base.glob("*")) if base.is_dir() else []:
-        if prefix and not (path.name == prefix or path.name.startswith(prefix + "-")):
-            continue
         master = read_master(path)
-        if master and master_alive(int(master.get("pid", 0))):
+        if (master and (app is None or is_instance_of(path.name, app) or master.get("app") == app)
+                and master_alive(int(master.get("pid", 0)))):
             found.append(path)
     if len(found) == 1:
         return found[0]
     what = f"of {app} " if app else ""
     if not found:
         raise ConfigurationError(f"no running geworker instance {what}under {base}")
-    raise ConfigurationError(f"several geworker instances {what}run under {base}: "
-                             + ", ".join(p.name for p in found) + "; give run_dir=")
+    raise ConfigurationError(f"several geworker instances {what}run under {base} ("
+                             + ", ".join(p.name for p in found) + "): give run_dir=")

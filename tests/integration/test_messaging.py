@@ -314,21 +314,20 @@ def test_a_worker_that_does_not_answer_is_left_out_within_the_timeout(gunicorn):
 
 
 OUTSIDE = """
-import sys
 from geworker import Messenger
 
-with Messenger(run_dir=sys.argv[1]) as m:
+with Messenger(app="app:server") as m:  # the instance started in this directory
     print(m.send_to_uid("ann", "from a script"))
     print(m.online_count(), m.is_uid_online("ann"), m.client_ids_of_uid("ann") != [])
 """
 
 
 @pytest.mark.timeout(90)
-def test_a_plain_script_sends_and_queries_through_the_run_directory(gunicorn, tmp_path):
+def test_a_plain_script_finds_the_instance_sends_and_queries(gunicorn, tmp_path):
     _, _, port = start(gunicorn, workers=2)
     clients = spread(port, 2, 2)
     clients[1].ask("uid ann")
-    out = subprocess.run([sys.executable, "-c", OUTSIDE, str(run_dir(tmp_path))],
+    out = subprocess.run([sys.executable, "-c", OUTSIDE], cwd=tmp_path,
                          capture_output=True, text=True, timeout=30,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert out.returncode == 0, out.stderr
