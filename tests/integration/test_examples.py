@@ -51,6 +51,27 @@ def test_chat_example(gunicorn):
 
     bob.send("/nick bob")
     assert next_said(bob) == "* you are bob"
+    assert next_said(alice).endswith(" is now bob")
     bob.send("hi all")
     assert next_said(alice) == "<bob> hi all"  # wherever alice's worker is
     assert next_said(bob) == "<bob> hi all"
+    # Names are unique across workers, and /who, /msg reach every worker.
+    def until(client: LineClient, start: str) -> str:
+        """The next line that starts with ``start`` (notices of others come in between)."""
+        line = client.recv()
+        while not line.startswith(start):
+            line = client.recv()
+        return line
+
+    people = [LineClient(text) for _ in range(6)]
+    for i, p in enumerate(people):
+        p.send(f"/nick p{i}")
+        until(p, f"* you are p{i}")
+    alice.send("/who")
+    names = until(alice, "* here: ")[len("* here: "):].split(", ")
+    assert len(names) == len(set(names)) == 8 and {"bob", "p0", "p5"} <= set(names)
+    alice.send("/msg p5 psst")
+    assert until(people[5], "[").endswith("whispers] psst")
+    bob.send("/nick p0")
+    line = until(bob, "* p0 is")
+    assert line == "* p0 is taken"
