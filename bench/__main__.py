@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     cell = results.setdefault((wname, server), [])
                     key = (server, wl.kind)
-                    workers = wl.workers if wl.workers < 2 else args.workers
+                    workers = wl.workers or args.workers
                     log(f"bench: round {rnd}/{args.rounds} {wname} on {server} ...")
                     rs = RunningServer(SERVERS[server], wl.kind, workers, tmpdir, tmpdir)
                     sample: Sample | None = None

@@ -74,7 +74,7 @@ def table(results: Results, workloads: list[str], servers: list[str]) -> str:
                 f" | {'' if idle else _fmt(cell['p50'])} | {'' if idle else _fmt(cell['p99'])}"
                 f" | {cell['errors']} | {'' if idle else _fmt(cell['cpu'], '.1f')}"
                 f" | {'' if idle else _fmt(cell['gen_cpu'], '.1f')}"
-                f" | {cell['balance'] if wl.workers > 1 else ''}"
+                f" | {cell['balance'] if (wl.workers or 2) > 1 else ''}"
                 f" | {_fmt(cell['kb'], '.1f') if wl.mode in ('idle', 'idlews') else ''}"
                 f" | {_fmt(cell['fanout'], '.1f') if wl.mode in ('broadcast', 'scale') else ''}"
                 + "".join(f" ({n})" for n in cell["notes"] if wl.mode == "scale") + " |")
@@ -127,6 +127,12 @@ def ratios(results: Results) -> str:
         None if worst is None else worst <= 20, ".0f", "%")
     r = _ratio(results, "broadcast", "geworker", "websockets", "fanout")
     add("broadcast fan-out time: geworker / websockets (lower is better)", r, "(aim ≤ 1.0x)", None)
+    same, cross = summary(results, "geworker", "relay_same"), summary(results, "geworker",
+                                                                      "relay_cross")
+    r = cross["rate"] / same["rate"] if same and cross and same["rate"] and cross["rate"] \
+        else None
+    add("send_to_client: receiver on another worker / on the same worker (msg/s)", r,
+        "≥ 0.50x", None if r is None else r >= 0.5)
     for wl in ("text1", "text16", "frame", "http", "ws"):
         best = max((summary(results, s, wl) or {}).get("rate") or 0
                    for s in WORKLOADS[wl].servers if s != "c")

@@ -40,9 +40,11 @@ class ServerSpec:
         """The command line and extra environment to serve ``kind`` on ``port``."""
         ws_kind = kind.startswith("ws")
         if self.name == "geworker":
-            scheme = {"text": "text", "frame": "frame", "http": "http"}.get(kind, "websocket")
+            scheme = {"text": "text", "frame": "frame", "http": "http",
+                      "text-relay": "text"}.get(kind, "websocket")
             env = {"BENCH_URL": f"{scheme}://127.0.0.1:{port}",
-                   "BENCH_KIND": {"http": "hello", "ws-broadcast": "broadcast"}.get(kind, "echo")}
+                   "BENCH_KIND": {"http": "hello", "ws-broadcast": "broadcast", "ws-group": "group",
+                                  "text-relay": "relay"}.get(kind, "echo")}
             return ([PY, "-m", "gunicorn", "-k", "geworker.Worker", "-w", str(workers),
                      "--no-control-socket", "--worker-connections", "200000", "--backlog", "4096",
                      "--log-level", "warning", "bench.apps.geworker_app:server"], env)
@@ -72,7 +74,8 @@ class ServerSpec:
 
 
 SERVERS = {s.name: s for s in [
-    ServerSpec("geworker", ("text", "frame", "http", "ws", "ws-broadcast"),
+    ServerSpec("geworker", ("text", "frame", "http", "ws", "ws-broadcast", "ws-group",
+                            "text-relay"),
                "gunicorn -k geworker.Worker"),
     ServerSpec("gevent", ("text", "frame"), "raw gevent StreamServer, forked"),
     ServerSpec("gevent-reuseport", ("text", "frame"),
@@ -145,7 +148,7 @@ class RunningServer:
             if time.monotonic() > deadline:
                 raise ServerFailed(f"not ready after {timeout}s: {self.log_tail()}")
             if len(procstat.worker_sockets(self.sid)) >= self.workers and _probe(
-                    "ws" if self.kind.startswith("ws") else self.kind, self.port):
+                    "ws" if self.kind.startswith("ws") else self.kind.split("-")[0], self.port):
                 break
             time.sleep(0.1)
         time.sleep(0.3)  # let every worker reach its accept loop

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import select
+import selectors
+import socket
 import statistics
 import subprocess
 import time
@@ -26,7 +28,7 @@ class Workload:
     title: str
     pipeline: int = 1
     servers: tuple[str, ...] = ()
-    workers: int = 2
+    workers: int | None = None  # server processes (None: --workers)
 
 
 WORKLOADS = {w.name: w for w in [
@@ -45,6 +47,12 @@ WORKLOADS = {w.name: w for w in [
              ("geworker", "websockets", "c")),
     Workload("broadcast", "ws-broadcast", "broadcast", "broadcast fan-out (1 process)", 1,
              ("geworker", "websockets"), workers=1),
+    Workload("group", "ws-group", "broadcast", "send_to_group fan-out over 4 workers", 1,
+             ("geworker",), workers=4),
+    Workload("relay_same", "text-relay", "relay-same",
+             "send_to_client, receiver on the sender's worker", 1, ("geworker",)),
+    Workload("relay_cross", "text-relay", "relay-cross",
+             "send_to_client, receiver on the other worker", 1, ("geworker",)),
     # Not run by default: point 2's scale check, e.g. --workloads scale --servers geworker
     # --workers 8 --idle-connections 100000 --idle-procs 8
     Workload("scale", "ws-broadcast", "scale", "WebSocket scale: echo on each, then broadcast", 1,
@@ -295,8 +303,99 @@ def run_broadcast(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> 
     return sample
 
 
+#: Sender/receiver pairs of the relay workloads, and the lines one sender may have in flight.
+RELAY_PAIRS = 16
+RELAY_WINDOW = 32
+
+
+def _relay_pairs(port: int, cross: bool) -> list[tuple[socket.socket, socket.socket, str]]:
+    """(sender, receiver, receiver's client id) pairs, on one worker or on two."""
+    by_pid: dict[str, list[tuple[socket.socket, str]]] = {}
+    for _ in range(RELAY_PAIRS * 20):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(b"id\n")
+        pid, client_id = sock.makefile("rb").readline().decode().split()
+        by_pid.setdefault(pid, []).append((sock, client_id))
+        if len(by_pid) >= 2 and all(len(v) >= RELAY_PAIRS * 2 for v in by_pid.values()):
+            break
+    a, b = list(by_pid.values())[:2]
+    pairs = []
+    for i in range(RELAY_PAIRS):
+        sender = a[2 * i][0]
+        receiver = b[i] if cross else a[2 * i + 1]
+        pairs.append((sender, receiver[0], receiver[1]))
+    return pairs
+
+
+def run_relay(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sample:
+    """Senders on one worker, ``send_to_client`` to receivers on the same or the other worker.
+
+    A Python closed loop. msg/s and CPU: each sender keeps RELAY_WINDOW lines
+    in flight. p50/p99: then one line in flight per sender, each carrying its
+    send time, so the latency is the whole hop (client -> worker -> worker ->
+    client) without the queueing of a full window.
+    """
+    pairs = _relay_pairs(rs.port, wl.mode == "relay-cross")
+    sel = selectors.DefaultSelector()
+    inflight = [0] * len(pairs)
+    buffers = [b""] * len(pairs)
+    for i, (sender, receiver, _) in enumerate(pairs):
+        sender.settimeout(5)  # a window of short lines: the kernel always takes it
+        receiver.setblocking(False)
+        sel.register(receiver, selectors.EVENT_READ, i)
+    pad = "x" * max(0, p.size - 40)
+    latencies: list[float] = []
+    received = 0
+
+    def fill(i: int, window: int) -> None:
+        sender, _, client_id = pairs[i]
+        lines = [f"to {client_id} {time.perf_counter_ns()} {pad}\n"
+                 for _ in range(window - inflight[i])]
+        if lines:
+            sender.sendall("".join(lines).encode())
+            inflight[i] += len(lines)
+
+    def pump(until: float, window: int) -> None:
+        nonlocal received
+        for i in range(len(pairs)):
+            fill(i, window)
+        while time.monotonic() < until:
+            for key, _ in sel.select(0.1):
+                i = key.data
+                data = buffers[i] + key.fileobj.recv(65536)  # type: ignore[union-attr]
+                *lines, buffers[i] = data.split(b"\n")
+                stamp = time.perf_counter_ns()
+                for line in lines:
+                    latencies.append((stamp - int(line.split(b" ", 1)[0])) / 1000)
+                received += len(lines)
+                inflight[i] -= len(lines)
+                fill(i, window)
+
+    # Throughput: RELAY_WINDOW lines in flight per sender, after the warm-up.
+    pump(time.monotonic() + p.warmup, RELAY_WINDOW)
+    received = 0
+    cpu0 = procstat.cpu_seconds(rs.sid)
+    pump(time.monotonic() + p.duration, RELAY_WINDOW)
+    cpu1 = procstat.cpu_seconds(rs.sid)
+    rate, measured = received / p.duration, received
+    # Latency: one line in flight per sender (a full window would measure the queue).
+    pump(time.monotonic() + 0.5, 1)
+    latencies.clear()
+    pump(time.monotonic() + max(1.0, p.duration / 2), 1)
+    for sender, receiver, _ in pairs:
+        sender.close()
+        receiver.close()
+    latencies.sort()
+    return Sample(rate=rate or None,
+                  p50_us=latencies[len(latencies) // 2] if latencies else None,
+                  p99_us=latencies[int(len(latencies) * 0.99)] if latencies else None,
+                  cpu_us_per_msg=(cpu1 - cpu0) / measured * 1e6 if measured else None,
+                  connected=len(pairs) * 2)
+
+
 RUNNERS: dict[str, Any] = {"wrk": run_wrk, "idle": run_idle, "idlews": run_idle,
-                           "broadcast": run_broadcast, "scale": run_broadcast}
+                           "broadcast": run_broadcast, "scale": run_broadcast,
+                           "relay-same": run_relay, "relay-cross": run_relay}
 
 
 def run(rs: RunningServer, wl: Workload, p: Params, loadgen: Path) -> Sample:
