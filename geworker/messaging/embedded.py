@@ -106,6 +106,9 @@ class _Link:
         self.alive = True
         self._wake = threading.Event()
         self._lock = threading.Lock()
+        # A script must not hang on a worker that stopped reading: its writes time out.
+        # (A worker's writer greenlet waits instead, behind the LINK_BUFFER bound.)
+        sock.settimeout(CONNECT_TIMEOUT if backend.synchronous else None)
         if not backend.synchronous:
             _spawn(self._write)
         _spawn(self._read)
@@ -119,7 +122,7 @@ class _Link:
                 try:
                     self.sock.sendall(data)
                     return True
-                except OSError:
+                except OSError:  # TimeoutError included: the frame may be cut, so drop the link
                     self.close()
                     return False
         if self.queued + len(data) > LINK_BUFFER:
@@ -152,8 +155,11 @@ class _Link:
     def _read(self) -> None:
         reader = FrameReader()
         try:
-            while True:
-                data = self.sock.recv(65536)
+            while self.alive:
+                try:
+                    data = self.sock.recv(65536)
+                except TimeoutError:  # (scripts' links have a timeout: for writes)
+                    continue
                 if not data:
                     break
                 for frame in reader.feed(data):
@@ -300,7 +306,6 @@ class EmbeddedBackend(Backend):
                         os.unlink(node + _SUFFIX, dir_fd=self._dir_fd)
                     self._scanned = 0.0
                 return None
-            sock.settimeout(None)
             link = self._links[node] = _Link(self, node, sock)
             return link
 

@@ -52,6 +52,9 @@ def run(conn, word, rest):
         return f"ok {messaging.send_to_uid(first, tail)}"
     if word == "to_group":
         return f"ok {messaging.send_to_group(first, tail, exclude=[conn])}"
+    if word == "to_group_except":  # to_group_except GROUP CLIENT_ID TEXT
+        other, _, text = tail.partition(" ")
+        return f"ok {messaging.send_to_group(first, text, exclude=[other])}"
     if word == "to_all":
         return f"ok {messaging.send_to_all(rest, exclude=[conn])}"
     if word == "big":

@@ -116,6 +116,12 @@ def test_every_send_and_query_works_from_every_worker(gunicorn):
         for c in clients:
             if c is not caller and clients.index(c) % 2 == 1:
                 assert c.next_push() == f"room {caller.cid}"
+        # exclude names a client on any worker.
+        target = next(c for c in clients if c.pid != caller.pid and clients.index(c) % 2)
+        assert caller.ask(f"to_group_except g1 {target.cid} without") == "ok True"
+        for c in clients:
+            if clients.index(c) % 2 == 1 and c is not target:
+                assert c.next_push() == "without"
         # Queries answer for the whole instance.
         assert caller.query("online_count") == n
         assert caller.query("group_size g0") == (n + 1) // 2
@@ -159,6 +165,15 @@ def test_status_shows_the_backend_and_its_counts(gunicorn, tmp_path):
     m = wait_until(summary, 10, interval=0.2, what="messaging counts in the snapshots")
     assert m["kind"] == "local" and m["connected"] == m["workers"] == 2
     assert m["groups"] == 1 and m["relayed_out"] >= 1 and m["dropped"] == 0
+    # A message for a connection that closed meanwhile is dropped and counted where it lands.
+    gone = b.cid
+    b.close()
+    wait_until(lambda: a.query(f"is_online {gone}") is False, 5, what="b closed")
+    assert a.ask(f"to_client {gone} too late") == "ok True"  # handed to b's worker
+    wait_until(lambda: (out := run_cli(tmp_path, "status", "--json", "--run-dir",
+                                      str(run_dir(tmp_path)))).returncode == 0
+               and json.loads(out.stdout)["summary"]["messaging"]["dropped"] == 1,
+               10, interval=0.2, what="the drop counted")
     text = run_cli(tmp_path, "status", "--run-dir", str(run_dir(tmp_path))).stdout
     assert "----MESSAGING----" in text and "backend: local   connected: 2/2 workers" in text
 
@@ -333,6 +348,25 @@ def test_a_plain_script_finds_the_instance_sends_and_queries(gunicorn, tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", str(len(clients)), "True", "True"]
     assert clients[1].next_push() == "from a script"
+
+
+@pytest.mark.timeout(90)
+def test_the_guides_flask_route_pushes_to_a_uid(gunicorn, tmp_path):
+    pytest.importorskip("flask")
+    from integration.test_docs import python_blocks
+
+    _, _, port = start(gunicorn, workers=2)
+    clients = spread(port, 2, 2)
+    clients[-1].ask("uid ann")
+    flask_block = python_blocks("docs/messaging.md")[1].replace("chat:server", "app:server")
+    script = flask_block + (
+        "\nreply = api.test_client().post('/push', json={'uid': 'ann', 'message': 'pushed'})"
+        "\nprint(reply.get_json())\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=30, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "{'online': True, 'sent': True}"
+    assert clients[-1].next_push() == "pushed"
 
 
 INJECT = """
