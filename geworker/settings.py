@@ -45,6 +45,51 @@ class Options:
         "Any received byte resets the clock.",
         default=None,
     )
+    heartbeat_interval: float | None = _doc(
+        "Seconds between heartbeat checks (None: no heartbeat). At each check a "
+        "connection that received nothing since the previous one counts a miss; "
+        "after heartbeat_missed_limit misses in a row it is closed (a log line, "
+        "on_close runs). Any received byte counts as alive. WebSocket connections "
+        "are sent a ping frame at each check unless heartbeat_data is set.",
+        default=None,
+    )
+    heartbeat_missed_limit: int = _doc(
+        "Heartbeat checks in a row with nothing received before a connection is "
+        "closed: a silent peer goes after about limit x interval seconds.",
+        default=2,
+    )
+    heartbeat_data: Any = _doc(
+        "An application ping sent at each heartbeat check, encoded by the "
+        "connection's protocol (e.g. '{\"type\":\"ping\"}' on text://); None "
+        "sends nothing (only detects silent peers), except WebSocket ping frames.",
+        default=None,
+    )
+    tcp_keepalive: float | None = _doc(
+        "TCP only: turn on the kernel's keepalive probes after this many idle "
+        "seconds (then every interval/3, 3 probes), so a vanished peer is "
+        "detected even when neither side sends. None leaves the system default.",
+        default=None,
+    )
+    tcp_user_timeout: float | None = _doc(
+        "TCP only: seconds sent data may stay unacknowledged before the kernel "
+        "drops the connection (TCP_USER_TIMEOUT): a peer that vanished while the "
+        "server is sending is detected. None leaves the system default.",
+        default=None,
+    )
+    socket_send_buffer: int | None = _doc(
+        "Bytes of the kernel's send buffer per connection (SO_SNDBUF; the kernel "
+        "doubles it). With max_send_buffer_size it bounds the memory a client "
+        "that stops reading can hold. None: the kernel's autotuning (up to "
+        "net.ipv4.tcp_wmem's maximum, 4 MiB by default).",
+        default=None,
+    )
+    send_queue_timeout: float | None = _doc(
+        "Seconds a connection's send queue may stay full (max_send_buffer_size) "
+        "before the connection is closed as a slow consumer (WebSocket: close code "
+        "1008; a log line; on_close runs). None keeps Workerman's rule: messages "
+        "sent while it is full are dropped and counted, the connection stays.",
+        default=None,
+    )
     park_after: float | None = _doc(
         "Seconds a connection may wait for input before it gives up its greenlet "
         "(about 8 KB of memory) until its next byte arrives; callbacks see no "
@@ -138,6 +183,13 @@ class Options:
             raise ConfigurationError("max_send_buffer_size must be at least 1 byte")
         if self.idle_timeout is not None and self.idle_timeout <= 0:
             raise ConfigurationError("idle_timeout must be positive or None")
+        for name in ("heartbeat_interval", "tcp_keepalive", "tcp_user_timeout",
+                     "send_queue_timeout", "socket_send_buffer"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigurationError(f"{name} must be positive or None")
+        if self.heartbeat_missed_limit < 1:
+            raise ConfigurationError("heartbeat_missed_limit must be at least 1")
         if self.park_after is not None and self.park_after < 0:
             raise ConfigurationError("park_after must not be negative, or None")
         if self.tls_handshake_timeout <= 0:

@@ -28,7 +28,7 @@ from gevent.event import Event
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..protocols.base import Protocol
 from ..stats import counters
-from . import _gevent, parking
+from . import _gevent, heartbeat, parking
 from .membership import Session, check_name, membership
 from .runtime import runtime_of
 from .state import TRANSITIONS, ConnectionState
@@ -92,6 +92,8 @@ class Connection(Writer):
         "_closed_address",
         "_draining",
         "_groups",
+        "_hb_mark",
+        "_hb_missed",
         "_idle_mark",
         "_idle_since",
         "_in_recv",
@@ -149,6 +151,8 @@ class Connection(Writer):
         self._uid: str | None = None
         self._groups: set[str] | None = None
         self._session: Session | None = None
+        self._hb_mark = 0
+        self._hb_missed = -1  # -1: no heartbeat watches it
 
     #: Whether messaging reaches it (``send_to_uid``, groups, broadcasts):
     #: True for every message protocol, False for plain HTTP connections.
@@ -360,6 +364,8 @@ class Connection(Writer):
             self._runtime.connections.pop(self.id, None)
             if self._uid is not None or self._groups:
                 membership.forget(self)
+            if self._hb_missed >= 0:
+                heartbeat.forget(self)
             parking.forget(self)
             counters.connections_closed += 1
             on_close = self._callbacks.get("on_close")
@@ -374,6 +380,8 @@ class Connection(Writer):
             self._runtime.connections.pop(self.id, None)
             if self._uid is not None or self._groups:
                 membership.forget(self)
+            if self._hb_missed >= 0:
+                heartbeat.forget(self)
             parking.forget(self)
             counters.connections_accepted -= 1
         return True
@@ -383,6 +391,8 @@ class Connection(Writer):
         self._runtime.connections[self.id] = self
         parking.register(self)
         counters.connections_accepted += 1
+        if self.listener.options.heartbeat_interval is not None and self.accepts_messages:
+            heartbeat.watch(self)
         self._run(self._serve)
 
     def abort(self) -> None:
@@ -427,6 +437,7 @@ class Connection(Writer):
             flusher.kill(block=False)
         if self._close_timer is not None:
             self._close_timer.close()
+        self._stop_full_timer()
         self._transition(_CLOSED)
 
     # -- the read loop ----------------------------------------------------
@@ -597,6 +608,34 @@ class Connection(Writer):
         self.log.warning("geworker: closing connection #%s from %s on %s: %s",
                          self.id, self.remote_address, self.listener.url, exc.reason)
         self.close()
+
+    # -- heartbeats and slow consumers ---------------------------------------
+
+    def _heartbeat_ping(self) -> None:
+        """A heartbeat tick found it alive: send ``heartbeat_data``, if any."""
+        data = self.listener.options.heartbeat_data
+        if data is not None:
+            self.send(data)
+
+    def _heartbeat_missed(self) -> None:
+        """Nothing received for ``heartbeat_missed_limit`` ticks: the peer is gone."""
+        options = self.listener.options
+        self._log_close(f"closed: nothing received for {options.heartbeat_missed_limit} "
+                        f"heartbeat(s) of {options.heartbeat_interval}s", "heartbeat")
+        self._close_now("heartbeat")
+
+    def _slow_consumer(self) -> None:
+        """The send queue stayed full for ``send_queue_timeout`` seconds."""
+        self._log_close(f"closed: its send queue stayed full for "
+                        f"{self.listener.options.send_queue_timeout}s (slow consumer)",
+                        "slow_consumer")
+        self._close_now("slow_consumer")
+
+    def _close_now(self, why: str) -> None:
+        """Close without waiting for the peer: it stopped reading (``slow_consumer``)
+        or vanished (``heartbeat``)."""
+        self.close()
+        self._shutdown()
 
     def _log_close(self, why: str, kind: str) -> None:
         counters.errors[kind] += 1

@@ -89,8 +89,8 @@ class Writer:
     * ``_cork``: a list while the answers to a batch are being collected.
     """
 
-    __slots__ = ("_buffer_full", "_cork", "_flusher", "_queue", "_queued", "_raw",
-                 "bytes_written")
+    __slots__ = ("_buffer_full", "_cork", "_flusher", "_full_timer", "_queue", "_queued",
+                 "_raw", "bytes_written")
 
     socket: Any
     listener: Listener
@@ -104,6 +104,7 @@ class Writer:
         self._queued = 0
         self._flusher: gevent.Greenlet | None = None
         self._buffer_full = False
+        self._full_timer: Any = None
         self._cork: list[bytes] | None = None
 
     @property
@@ -188,6 +189,7 @@ class Writer:
             self._shutdown()
         elif self._buffer_full and self._state.is_open:
             self._buffer_full = False
+            self._stop_full_timer()
             on_drain = self._callbacks.get("on_buffer_drain")
             if on_drain is not None:
                 self._call(on_drain, self)
@@ -205,15 +207,33 @@ class Writer:
         return True
 
     def _check_full(self) -> None:
-        if not self._buffer_full and self._queued >= self.listener.options.max_send_buffer_size:
+        options = self.listener.options
+        if not self._buffer_full and self._queued >= options.max_send_buffer_size:
             self._buffer_full = True
+            if options.send_queue_timeout is not None:
+                timer = self._full_timer = gevent.get_hub().loop.timer(
+                    options.send_queue_timeout)
+                timer.start(self._full_too_long)
             on_full = self._callbacks.get("on_buffer_full")
             if on_full is not None:
                 self._call(on_full, self)
 
+    def _full_too_long(self) -> None:
+        self._stop_full_timer()
+        if self._buffer_full and self._state.is_open:
+            self._slow_consumer()
+
+    def _stop_full_timer(self) -> None:
+        timer, self._full_timer = self._full_timer, None
+        if timer is not None:
+            timer.close()
+
     # -- provided by the connection ---------------------------------------
 
     def _shutdown(self, *_: Any) -> None:
+        raise NotImplementedError
+
+    def _slow_consumer(self) -> None:
         raise NotImplementedError
 
     def _call(self, func: Any, *args: Any) -> bool:

@@ -329,6 +329,24 @@ class WebSocketConnection(Connection):
         if self._state.is_open:
             self.close(code=CloseCode.GOING_AWAY, reason="going away")
 
+    def _heartbeat_ping(self) -> None:
+        """A ping frame at each heartbeat tick, or ``heartbeat_data`` as a message."""
+        if self.listener.options.heartbeat_data is not None:
+            super()._heartbeat_ping()
+        elif self.protocol.is_open:
+            self.send_raw(self.protocol.ping(b"geworker"))
+
+    def _close_now(self, why: str) -> None:
+        """A close frame (1008 for a slow consumer, 1011 for a missed heartbeat),
+        without waiting for the peer's."""
+        code, reason = ((CloseCode.POLICY_VIOLATION, "slow consumer") if why == "slow_consumer"
+                        else (CloseCode.INTERNAL_ERROR, "heartbeat timeout"))
+        bye = self.protocol.close(code, reason)  # (close_code tells on_close why)
+        if bye and why != "slow_consumer":  # a full queue would only drop it
+            self.send_raw(bye)
+        Connection.close(self)
+        self._shutdown()
+
     def _finish(self) -> None:
         for timer in (self._keepalive, self._ws_close_timer):
             if timer is not None:

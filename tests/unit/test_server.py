@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from geworker import ConfigurationError, Server
+from geworker import App, ConfigurationError, Server
 
 
 def test_unknown_scheme_names_the_url_and_suggests():
@@ -100,3 +100,27 @@ def test_a_callback_must_be_callable():
     server = Server("text://127.0.0.1:1")
     with pytest.raises(ConfigurationError, match="on_close must be a function"):
         server.on_close = "not a function"
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("heartbeat_interval", 0, "heartbeat_interval must be positive or None"),
+    ("heartbeat_missed_limit", 0, "heartbeat_missed_limit must be at least 1"),
+    ("send_queue_timeout", -1, "send_queue_timeout must be positive or None"),
+    ("socket_send_buffer", 0, "socket_send_buffer must be positive or None"),
+    ("tcp_user_timeout", 0, "tcp_user_timeout must be positive or None"),
+])
+def test_heartbeat_and_slow_consumer_options_are_checked(option, value, message):
+    with pytest.raises(ConfigurationError, match=message):
+        Server("text://127.0.0.1:9", **{option: value})
+
+
+def test_messaging_setting_is_checked_and_shared_by_an_app():
+    with pytest.raises(ConfigurationError, match="use 'local'"):
+        Server("text://127.0.0.1:9", messaging="kafka://x")
+    a = Server("text://127.0.0.1:9", name="a", messaging="redis://127.0.0.1:6379/0")
+    b = Server("text://127.0.0.1:10", name="b")
+    assert App(a, b).messaging == "redis://127.0.0.1:6379/0"
+    c = Server("text://127.0.0.1:11", name="c", messaging="local")
+    with pytest.raises(ConfigurationError, match="different messaging backends"):
+        App(a, c)
+    assert App(a, c, messaging="local").messaging == "local"
