@@ -74,7 +74,8 @@ class HttpConnection(Connection):
             last one, between requests).
     """
 
-    __slots__ = ("_access", "_ctype", "_cycle", "_deadline", "_handler", "_read_event",
+    __slots__ = ("_access", "_armed_until", "_ctype", "_cycle", "_deadline", "_handler",
+                 "_read_event",
                  "_response", "_sent", "_started", "_started_at", "_status", "_stream_open",
                  "_timer", "request")
 
@@ -96,6 +97,7 @@ class HttpConnection(Connection):
         self._started_at = 0.0
         self._deadline: float | None = None  # when the current phase times out
         self._timer: Any = None
+        self._armed_until = 0.0  # when the armed timer fires
         self._read_event: Any = None
         self._cycle: tuple[int, Any] = (0, IDLE)
         self._handler = getattr(server, "http_handler", None) or self._callbacks.get("on_message")
@@ -304,6 +306,9 @@ class HttpConnection(Connection):
                     self._deadline = None
             cycle = self._cycle = (protocol.requests, phase)
         deadline = self._deadline
+        if deadline is not None and self._timer is not None and deadline < self._armed_until:
+            self._timer.close()  # an earlier deadline (the first keep-alive wait): re-arm
+            self._timer = None
         if deadline is not None and self._timer is None:
             remaining = deadline - _monotonic()
             if remaining <= 0:
@@ -355,12 +360,21 @@ class HttpConnection(Connection):
                 self._cork = None
         return True
 
-    def _batch_done(self) -> None:
-        if self._draining and self._state is _OPEN and self.protocol.phase is IDLE:
-            self._go_away()
+    def drain(self) -> None:
+        """Stop keeping the connection alive, without closing it under a sending client.
+
+        Closing an idle keep-alive connection races with the client's next
+        request (it may be on the wire already, and the client cannot tell the
+        close from a crash). So the next request is still answered, with
+        ``Connection: close``, and closed after; a connection that stays idle
+        closes at its ``http_keepalive_timeout`` as usual (or when the worker's
+        ``graceful_timeout`` ends). A request in progress finishes the same way.
+        """
+        self._draining = True
 
     def _arm(self, delay: float) -> None:
         timer = self._timer = gevent.get_hub().loop.timer(delay)
+        self._armed_until = _monotonic() + delay
         timer.start(self._deadline_check)
 
     def _disarm(self) -> None:

@@ -402,6 +402,28 @@ def test_idle_keep_alive_is_closed_quietly(srv):
         assert time.monotonic() - t0 > 1.0
 
 
+KEEPALIVE_APP = """
+import os
+from geworker import Server
+server = Server(os.environ["HTTP_URL"], http_keepalive_timeout=1.0)  # head timeout: 10 s
+
+@server.on_message
+def hello(conn, request):
+    conn.send("hello")
+"""
+
+
+def test_keep_alive_timeout_counts_from_the_answer_not_the_accept(gunicorn):
+    port = free_port()
+    gunicorn(KEEPALIVE_APP, workers=1, env={"HTTP_URL": f"http://127.0.0.1:{port}"})
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert s.recv(65536).endswith(b"hello")
+        t0 = time.monotonic()
+        assert s.recv(100) == b""
+        assert 0.9 < time.monotonic() - t0 < 3.0  # not at accept + 10 s
+
+
 def test_body_too_large_413(srv):
     out = raw(srv, b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3000000\r\n\r\n"
                    + b"x" * 100000)

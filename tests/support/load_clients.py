@@ -182,11 +182,11 @@ def http_keepalive(port: int, stop: threading.Event, stats: Stats,
                    pause: float = 0.002) -> None:
     """One keep-alive HTTP client sending numbered GETs (the server echoes the path).
 
-    A server that drains closes idle keep-alive connections; a request sent at
-    that moment meets a closed connection with no response byte (it was never
-    processed), and is retried once on a new connection, as HTTP clients do
-    for idempotent requests: a ``reconnects``. Any other failure, a status
-    other than 200 or a wrong body is an error.
+    No request is ever retried: a connection closed under a request (no
+    response byte) is a failed request, as it would be for a POST. A draining
+    server must answer with ``Connection: close`` instead; the client then
+    opens a new connection for the next request (counted as ``http_reconnect``).
+    Any failure, a status other than 200 or a wrong body is an error.
     """
     kind = "http"
     conn = None
@@ -194,36 +194,27 @@ def http_keepalive(port: int, stop: threading.Event, stats: Stats,
     while not stop.is_set() and n < MAX_OPS_PER_CLIENT:
         n += 1
         path = f"/h-{threading.get_ident()}-{n}"
-        for attempt in range(2):
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                conn.request("GET", path)
-                response = conn.getresponse()
-                body = response.read()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                conn.close()  # type: ignore[union-attr]
-                conn = None
-                if attempt == 0:
-                    stats.add_reconnect(kind)
-                    continue
-                stats.add_error(kind, "closed twice without a response")
-                break
-            except (OSError, http.client.HTTPException) as exc:
-                stats.add_error(kind, f"{type(exc).__name__}: {exc}")
-                if conn is not None:
-                    conn.close()
-                conn = None
-                time.sleep(0.05)
-                break
-            if response.status != 200 or body != path.encode():
-                stats.add_error(kind, f"{response.status} {body[:60]!r} for {path}")
-            else:
-                stats.add_ok(kind)
-            if response.will_close:
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", path)
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            stats.add_error(kind, f"request failed: {type(exc).__name__}: {exc}")
+            if conn is not None:
                 conn.close()
-                conn = None
-            break
+            conn = None
+            time.sleep(0.05)
+            continue
+        if response.status != 200 or body != path.encode():
+            stats.add_error(kind, f"{response.status} {body[:60]!r} for {path}")
+        else:
+            stats.add_ok(kind)
+        if response.will_close:
+            stats.add_reconnect(kind)
+            conn.close()
+            conn = None
         time.sleep(pause)
     if conn is not None:
         conn.close()
