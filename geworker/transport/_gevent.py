@@ -15,7 +15,8 @@ the installed gevent and names the attribute that went missing, and
 
 Also relied upon, though public in name: ``loop.iteration`` (a counter of
 loop iterations, not part of gevent's ``ILoop`` interface), checked by the
-same tests.
+same tests. And worked around: a libev one-shot timer started again after it
+fired fires at once (:class:`OneShot`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = [
+    "OneShot",
     "accept_retry",
     "datagram_os_socket",
     "has_read_watcher",
@@ -107,3 +109,40 @@ def stop_datagram_reads(server: Any) -> None:
 def datagram_os_socket(server: Any) -> Any:
     """The OS socket a ``DatagramServer`` reads from (``server._socket``)."""
     return server._socket
+
+
+class OneShot:
+    """A one-shot timer that waits its full delay each time it is started.
+
+    gevent's libev timer, started again once it has fired, fires on the
+    next loop iteration whatever its delay (its expiry is not re-based on the
+    loop's clock): a back-off restarted from its own callback becomes a busy
+    loop. Each start here makes a fresh watcher instead.
+    """
+
+    __slots__ = ("_loop", "_seconds", "_timer")
+
+    def __init__(self, loop: Any, seconds: float) -> None:
+        self._loop = loop
+        self._seconds = seconds
+        self._timer: Any = None
+
+    @property
+    def active(self) -> bool:
+        """True while it waits to fire."""
+        return self._timer is not None and bool(self._timer.active)
+
+    def start(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback`` once, ``seconds`` from now (nothing if already waiting)."""
+        if self.active:
+            return
+        if self._timer is not None:
+            self._timer.close()
+        self._timer = self._loop.timer(self._seconds)
+        self._timer.start(callback)
+
+    def stop(self) -> None:
+        """Cancel it (if it waits)."""
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None

@@ -85,17 +85,15 @@ class Balancer:
         gevent stops accepting when ``full()`` is true; a timer restarts it
         after a back-off (short when over share, longer at the limit).
         """
-        retry = server.loop.timer(RETRY)
-        retry_at_limit = server.loop.timer(LIMIT_RETRY)
+        retry = _gevent.OneShot(server.loop, RETRY)
+        retry_at_limit = _gevent.OneShot(server.loop, LIMIT_RETRY)
 
         def full() -> bool:
             if at_limit():
-                if not retry_at_limit.active:
-                    retry_at_limit.start(_gevent.accept_retry(server))
+                retry_at_limit.start(_gevent.accept_retry(server))
                 return True
             if self.active and self.over_share():
-                if not retry.active:
-                    retry.start(_gevent.accept_retry(server))
+                retry.start(_gevent.accept_retry(server))
                 return True
             return False
 

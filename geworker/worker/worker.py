@@ -351,15 +351,14 @@ class Worker(base.Worker):  # type: ignore[misc]
 
         loop = gevent.get_hub().loop
         wave = 0  # parked since the last sweep that parked nothing
-        again = loop.timer(PARK_AGAIN)
+        again = _gevent.OneShot(loop, PARK_AGAIN)
 
         def sweep() -> None:
             nonlocal wave
             parked = park_idle(PARK_LIMIT)
             wave += parked
             if parked >= PARK_LIMIT:
-                if not again.active:
-                    again.start(sweep)
+                again.start(sweep)
             elif not parked:
                 if wave >= TRIM_AFTER:
                     release_free_memory()

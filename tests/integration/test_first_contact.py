@@ -273,3 +273,37 @@ def closed(conn):
     assert sorted(line for line in seen if line.startswith("count")) == [
         "count=2 index=0", "count=2 index=1"]
     assert f"local=('127.0.0.1', {port})" in seen
+
+
+def test_a_worker_at_its_connection_cap_waits_instead_of_spinning(gunicorn):
+    port = free_port()
+    g = gunicorn(f"""
+from geworker import Server
+server = Server("text://127.0.0.1:{port}")
+
+@server.on_message
+def echo(conn, message):
+    conn.send(message)
+""", workers=2, args=["--worker-connections", "50"])
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(150)]
+    try:
+        wait_until(lambda: g.log().count("reached worker_connections=50") == 2, 10,
+                   what="both workers at the cap")
+        workers = g.worker_pids()
+
+        def cpu() -> float:
+            total = 0.0
+            for pid in workers:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            return total
+
+        before, t0 = cpu(), time.monotonic()
+        time.sleep(2.0)
+        share = (cpu() - before) / (time.monotonic() - t0)
+        # Retrying the accept every 50 ms costs next to nothing; a spinning gate costs a core.
+        assert share < 0.3, f"the workers at their cap used {share:.0%} of a core"
+    finally:
+        for c in clients:
+            c.close()

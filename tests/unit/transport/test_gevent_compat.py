@@ -143,3 +143,29 @@ def test_loop_iteration_counts_iterations():
     before = loop.iteration
     gevent.sleep(0.001)
     assert isinstance(before, int) and loop.iteration > before
+
+
+def test_a_restarted_one_shot_timer_fires_at_once_and_oneshot_waits():
+    # The quirk OneShot works around; if this starts failing, gevent fixed it.
+    import time
+
+    import gevent
+
+    loop = gevent.get_hub().loop
+    fired: list[float] = []
+    timer = loop.timer(0.05)
+    timer.start(lambda: fired.append(time.monotonic()))
+    gevent.sleep(0.08)
+    restarted = time.monotonic()
+    timer.start(lambda: fired.append(time.monotonic()))
+    gevent.sleep(0.08)
+    timer.close()
+    assert len(fired) == 2 and fired[1] - restarted < 0.02, "gevent re-bases restarted timers now"
+    from geworker.transport._gevent import OneShot
+
+    shot, times = OneShot(loop, 0.05), []
+    for _ in range(2):
+        t0 = time.monotonic()
+        shot.start(lambda t0=t0: times.append(time.monotonic() - t0))
+        gevent.sleep(0.08)
+    assert len(times) == 2 and all(t >= 0.045 for t in times), times
