@@ -86,6 +86,7 @@ class Connection(Writer):
     #   _reader    the greenlet serving it (None while parked, or between greenlets)
     __slots__ = (
         "__weakref__",
+        "_backpressured",
         "_busy",
         "_callbacks",
         "_close_timer",
@@ -152,6 +153,7 @@ class Connection(Writer):
         self._groups: set[str] | None = None
         self._session: Session | None = None
         self._hb_mark = 0
+        self._backpressured = False  # reading paused once for a full send queue (logged)
         self._hb_missed = -1  # -1: no heartbeat watches it
 
     #: Whether messaging reaches it (``send_to_uid``, groups, broadcasts):
@@ -476,6 +478,8 @@ class Connection(Writer):
         while True:
             if self._resume is not None:
                 self._resume.wait()
+            if self._buffer_full:
+                self._wait_for_drain()
             self._in_recv = True
             try:
                 if before_recv is not None and not before_recv():
@@ -518,6 +522,26 @@ class Connection(Writer):
             else:
                 iteration, batches = loop.iteration, 0
             self._batch_done()
+
+    def _wait_for_drain(self) -> None:
+        """Backpressure: read nothing more from a peer that does not read its answers.
+
+        A client that floods requests and never reads would make every answer
+        drop (its send queue is full) while the worker keeps reading and
+        working for it. So reading pauses until the queue is written out;
+        ``send_queue_timeout`` or a heartbeat still ends a peer that never
+        reads again.
+        """
+        flusher = self._flusher
+        if flusher is None:
+            return
+        if not self._backpressured:
+            self._backpressured = True
+            counters.errors["read_paused"] += 1
+            self.log.info("geworker: connection #%s from %s on %s does not read its answers: "
+                          "reading from it pauses until its send queue drains", self.id,
+                          self.remote_address, self.listener.url)
+        flusher.join()
 
     def _prepare_reading(self) -> None:
         """Before the first read (subclasses set up their own timeouts)."""
