@@ -45,6 +45,14 @@ class Options:
         "Any received byte resets the clock.",
         default=None,
     )
+    message_timeout: float | None = _doc(
+        "Seconds a message may take to arrive once its first byte did (a line, a "
+        "frame, a WebSocket message and its fragments); a peer that starts one "
+        "and stalls is closed with a log line (WebSocket: 1008). Idle "
+        "connections are not affected. None: no limit. HTTP has its own "
+        "(http_head_timeout, http_body_timeout).",
+        default=30.0,
+    )
     heartbeat_interval: float | None = _doc(
         "Seconds between heartbeat checks (None: no heartbeat). At each check a "
         "connection that received nothing since the previous one counts a miss; "
@@ -183,7 +191,7 @@ class Options:
             raise ConfigurationError("max_send_buffer_size must be at least 1 byte")
         if self.idle_timeout is not None and self.idle_timeout <= 0:
             raise ConfigurationError("idle_timeout must be positive or None")
-        for name in ("heartbeat_interval", "tcp_keepalive", "tcp_user_timeout",
+        for name in ("message_timeout", "heartbeat_interval", "tcp_keepalive", "tcp_user_timeout",
                      "send_queue_timeout", "socket_send_buffer"):
             value = getattr(self, name)
             if value is not None and not value > 0:

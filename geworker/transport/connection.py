@@ -28,7 +28,7 @@ from gevent.event import Event
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..protocols.base import Protocol
 from ..stats import counters
-from . import _gevent, heartbeat, parking
+from . import _gevent, heartbeat, parking, stalls
 from .membership import Session, check_name, membership
 from .runtime import runtime_of
 from .state import TRANSITIONS, ConnectionState
@@ -99,6 +99,7 @@ class Connection(Writer):
         "_idle_since",
         "_in_recv",
         "_park_timer",
+        "_partial_since",
         "_reader",
         "_resume",
         "_runtime",
@@ -154,6 +155,7 @@ class Connection(Writer):
         self._session: Session | None = None
         self._hb_mark = 0
         self._backpressured = False  # reading paused once for a full send queue (logged)
+        self._partial_since = 0.0  # when the message being received began (0: none)
         self._hb_missed = -1  # -1: no heartbeat watches it
 
     #: Whether messaging reaches it (``send_to_uid``, groups, broadcasts):
@@ -475,6 +477,8 @@ class Connection(Writer):
                        if type(self)._before_recv is not Connection._before_recv else None)
         data_to_send = (protocol.data_to_send
                         if type(protocol).data_to_send is not Protocol.data_to_send else None)
+        # HTTP has its own head and body deadlines.
+        stall_check = self.accepts_messages and self.listener.options.message_timeout is not None
         while True:
             if self._resume is not None:
                 self._resume.wait()
@@ -511,6 +515,11 @@ class Connection(Writer):
                     self.send_raw(out)
             if messages and not self._handle(messages):
                 return
+            if stall_check and protocol.has_partial_message and (
+                    messages or not self._partial_since):  # a message began in this batch
+                if not self._partial_since:
+                    stalls.watch(self)
+                self._partial_since = time.monotonic()
             if loop.iteration == iteration:
                 batches += 1
                 if batches % FAIR_BATCHES == 0 and time.time() - loop.now() > FAIR_SLICE:
@@ -647,6 +656,13 @@ class Connection(Writer):
         self._log_close(f"closed: nothing received for {options.heartbeat_missed_limit} "
                         f"heartbeat(s) of {options.heartbeat_interval}s", "heartbeat")
         self._close_now("heartbeat")
+
+    def _message_timed_out(self, seconds: float) -> None:
+        """A message began ``seconds`` ago and is still incomplete."""
+        self._log_close(f"closed: a message began {seconds:.0f}s ago and is still incomplete "
+                        f"(message_timeout={self.listener.options.message_timeout}s)",
+                        "message_timeout")
+        self._close_now("message_timeout")
 
     def _slow_consumer(self) -> None:
         """The send queue stayed full for ``send_queue_timeout`` seconds."""

@@ -337,10 +337,11 @@ class WebSocketConnection(Connection):
             self.send_raw(self.protocol.ping(b"geworker"))
 
     def _close_now(self, why: str) -> None:
-        """A close frame (1008 for a slow consumer, 1011 for a missed heartbeat),
-        without waiting for the peer's."""
-        code, reason = ((CloseCode.POLICY_VIOLATION, "slow consumer") if why == "slow_consumer"
-                        else (CloseCode.INTERNAL_ERROR, "heartbeat timeout"))
+        """A close frame (1008 for a slow consumer or a stalled message, 1011 for a
+        missed heartbeat), without waiting for the peer's."""
+        code, reason = {"slow_consumer": (CloseCode.POLICY_VIOLATION, "slow consumer"),
+                        "message_timeout": (CloseCode.POLICY_VIOLATION, "message timeout"),
+                        }.get(why, (CloseCode.INTERNAL_ERROR, "heartbeat timeout"))
         bye = self.protocol.close(code, reason)  # (close_code tells on_close why)
         if bye and why != "slow_consumer":  # a full queue would only drop it
             self.send_raw(bye)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -93,3 +94,62 @@ def test_clients_that_flood_and_never_read_are_paused_not_served(gunicorn, tmp_p
     counters = worker_counters(tmp_path)
     assert counters["errors"]["read_paused"] == 200
     assert g.log().count("does not read its answers") == 200
+
+
+STALL_APP = """
+import os
+from geworker import Server
+server = Server(message_timeout=1.5)
+server.listen(f"text://127.0.0.1:{os.environ['TEXT_PORT']}")
+server.listen(f"websocket://127.0.0.1:{os.environ['WS_PORT']}")
+
+@server.on_message
+def echo(conn, message):
+    conn.send(message)
+"""
+
+
+@pytest.mark.timeout(90)
+def test_a_message_begun_must_finish_idle_connections_may_stay(gunicorn):
+    text, ws = free_port(), free_port()
+    g = gunicorn(STALL_APP, workers=1, env={"TEXT_PORT": str(text), "WS_PORT": str(ws)})
+    idle = socket.create_connection(("127.0.0.1", text), timeout=10)  # says nothing: stays
+    busy = LineClient(text)  # a steady stream whose reads often end mid-line: stays
+    slow_line = socket.create_connection(("127.0.0.1", text), timeout=10)
+    slow_line.sendall(b"this line never ends")
+    slow_ws = socket.create_connection(("127.0.0.1", ws), timeout=10)
+    slow_ws.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    b"Sec-WebSocket-Version: 13\r\n\r\n")
+    assert slow_ws.recv(4096).startswith(b"HTTP/1.1 101")
+    t0 = time.monotonic()
+    frame = b"\x81\x85" + b"\x00" * 4 + b"hello"  # masked text frame, sent byte by byte
+    closed = {}
+    deadline = t0 + 6
+    i = 0
+    while time.monotonic() < deadline and len(closed) < 2:
+        busy.sock.sendall(b"x" * 700 + b"\n" + b"y" * 300)  # (the rest of the line next time)
+        busy.sock.sendall(b"\n")
+        assert busy.recv() == "x" * 700 and busy.recv() == "y" * 300
+        if i < len(frame) and time.monotonic() - t0 > i * 0.5:  # a byte every 0.5 s
+            with contextlib.suppress(OSError):
+                slow_ws.sendall(frame[i:i + 1])
+            i += 1
+        for name, s in (("line", slow_line), ("ws", slow_ws)):
+            if name in closed:
+                continue
+            s.settimeout(0.01)
+            try:
+                data = s.recv(4096)
+            except TimeoutError:
+                continue
+            if not data or data.startswith(b"\x88"):
+                closed[name] = (time.monotonic() - t0, data)
+    assert set(closed) == {"line", "ws"}, closed
+    assert 1.5 <= closed["line"][0] <= 1.5 + 1.0 + 0.5
+    assert closed["ws"][1][:4] == b"\x88\x11\x03\xf0"  # close frame, 1008 "message timeout"
+    assert g.log().count("is still incomplete (message_timeout=1.5s)") == 2
+    idle.settimeout(0.5)
+    with pytest.raises(TimeoutError):
+        idle.recv(1)  # the idle one is still open
+    assert busy.request("still") == "still"
