@@ -45,6 +45,7 @@ __all__ = ["Worker"]
 
 PARK_SWEEP = 0.25  # seconds between sweeps for connections to park
 PARK_LIMIT = 250  # connections parked per sweep at most (each holds the hub ~40 us)
+DATAGRAM_HANDLERS = 256  # datagrams handled at once per worker, across its UDP listeners
 PARK_AGAIN = 0.005  # seconds to the next sweep when one reached PARK_LIMIT
 TRIM_AFTER = 1000  # once a wave of this many has parked, give the freed memory back
 
@@ -252,7 +253,9 @@ class Worker(base.Worker):  # type: ignore[misc]
         self.balancer = Balancer(shared.shared_memory(), self.index, self.cfg.workers,
                                  _OpenConnections(self.runtimes))
         self.balancer.start(gevent.get_hub().loop)
-        datagram_pool = Pool(self.worker_connections)
+        # Each datagram in hand holds up to 64 KiB: bounded apart from the stream cap
+        # (at the bound the socket is not read and the kernel drops the excess).
+        datagram_pool = Pool(min(self.worker_connections, DATAGRAM_HANDLERS))
         for sock, listener, server in self.bindings:
             if listener.is_datagram:
                 gsock = gevent.socket.socket(sock.family, socket.SOCK_DGRAM,

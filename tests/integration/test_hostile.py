@@ -153,3 +153,51 @@ def test_a_message_begun_must_finish_idle_connections_may_stay(gunicorn):
     with pytest.raises(TimeoutError):
         idle.recv(1)  # the idle one is still open
     assert busy.request("still") == "still"
+
+
+UDP_APP = """
+import os, time
+from geworker import Server
+server = Server(f"udp://127.0.0.1:{os.environ['UDP_PORT']}")
+
+@server.on_message
+def slow_echo(conn, message):
+    time.sleep(0.05)  # (patched: handlers pile up while the flood lasts)
+    conn.send(message[:10])
+"""
+
+
+@pytest.mark.timeout(90)
+def test_a_flood_of_large_datagrams_keeps_the_worker_bounded(gunicorn):
+    port = free_port(socket.SOCK_DGRAM)
+    g = gunicorn(UDP_APP, workers=1, env={"UDP_PORT": str(port)},
+                 args=["--worker-connections", "10000"])
+    (worker,) = g.worker_pids()
+
+    def rss() -> int:
+        with open(f"/proc/{worker}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    before = rss()
+    payload = os.urandom(65_507)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        deadline = time.monotonic() + 4
+        sent = 0
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                s.sendto(payload, ("127.0.0.1", port))
+                sent += 1
+        peak = rss()
+        # Still serving: a request gets its answer.
+        s.settimeout(5)
+        time.sleep(1)
+        with contextlib.suppress(TimeoutError):
+            while True:
+                s.settimeout(0.2)
+                s.recvfrom(100)  # (drain answers to the flood)
+        s.settimeout(5)
+        s.sendto(b"ping-after", ("127.0.0.1", port))
+        assert s.recvfrom(100)[0] == b"ping-after"
+    growth = (peak - before) / 2**20
+    print(f"\nUDP flood: {sent} datagrams of 65,507 bytes in 4 s, worker RSS +{growth:.0f} MiB")
+    assert growth < 100  # 256 in hand x 64 KiB; it grew by 632 MiB when bounded by 10,000
