@@ -21,6 +21,7 @@ fired fires at once (:class:`OneShot`).
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "OneShot",
     "accept_retry",
     "datagram_os_socket",
+    "guard_accept",
     "has_read_watcher",
     "keep_socket_open",
     "os_socket",
@@ -96,6 +98,32 @@ def accept_retry(server: Any) -> Callable[..., None]:
     """What resumes accepting on a server stopped by its gate
     (``server._start_accepting_if_started``); a timer may call it."""
     return server._start_accepting_if_started  # type: ignore[no-any-return]
+
+
+#: accept() errors that say a resource ran out, not that the listener broke.
+EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def guard_accept(server: Any, exhausted: Callable[[OSError], None]) -> None:
+    """Turn an exhausted ``accept`` into ``exhausted(exc)`` instead of gevent's traceback.
+
+    gevent's ``StreamServer`` prints a traceback for every failed accept (one
+    per pending client, many a second when the open-file limit is reached);
+    ``exhausted`` is expected to pause accepting (``server.stop_accepting()``
+    and :func:`accept_retry` later), since the pending clients stay readable.
+    """
+    do_read = server.do_read
+
+    def guarded() -> Any:
+        try:
+            return do_read()
+        except OSError as exc:
+            if exc.errno not in EXHAUSTED:
+                raise
+            exhausted(exc)
+            return None
+
+    server.do_read = guarded
 
 
 def stop_datagram_reads(server: Any) -> None:

@@ -16,11 +16,13 @@ connection still gets its ``on_close``. ``QUIT``/``INT`` skip the wait.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import os
 import queue
 import signal
 import socket
+import time
 from functools import partial
 from typing import Any
 
@@ -45,6 +47,8 @@ __all__ = ["Worker"]
 
 PARK_SWEEP = 0.25  # seconds between sweeps for connections to park
 PARK_LIMIT = 250  # connections parked per sweep at most (each holds the hub ~40 us)
+ACCEPT_PAUSE = 0.1  # seconds accepting pauses when accept() finds no free descriptor
+EXHAUSTED_LOG_EVERY = 10.0  # seconds between two log lines about it
 DATAGRAM_HANDLERS = 256  # datagrams handled at once per worker, across its UDP listeners
 PARK_AGAIN = 0.005  # seconds to the next sweep when one reached PARK_LIMIT
 TRIM_AFTER = 1000  # once a wave of this many has parked, give the freed memory back
@@ -90,6 +94,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         #: The connection cap (see geworker.worker.limits); final once the process runs.
         self.worker_connections: int = self.cfg.worker_connections
         self._at_cap = False
+        self._exhausted_logged = -EXHAUSTED_LOG_EVERY
         #: (gevent socket, gunicorn's address) for each socket gunicorn bound.
         self.bound: list[tuple[Any, Any]] = []
         #: (socket, listener, its server) for every listener served, UDP included.
@@ -273,6 +278,8 @@ class Worker(base.Worker):  # type: ignore[misc]
                 acceptor.max_accept = 1
             _gevent.set_accept_gate(acceptor,
                                     self.balancer.gate(acceptor, self._at_connection_limit))
+            _gevent.guard_accept(acceptor, partial(self._accept_exhausted, acceptor,
+                                                   _gevent.OneShot(acceptor.loop, ACCEPT_PAUSE)))
             acceptor.start()
             self.stream_servers.append(acceptor)
         self.datagram_pool = datagram_pool
@@ -318,6 +325,18 @@ class Worker(base.Worker):  # type: ignore[misc]
                 self.log.info("geworker: worker %s is below worker_connections=%d again",
                               self.pid, self.worker_connections)
         return full
+
+    def _accept_exhausted(self, acceptor: Any, retry: Any, exc: OSError) -> None:
+        """accept() failed for want of a resource (EMFILE, ENFILE...): pause, log rarely."""
+        counters.errors["accept_" + (errno.errorcode.get(exc.errno or 0, "error")).lower()] += 1
+        acceptor.stop_accepting()
+        retry.start(_gevent.accept_retry(acceptor))
+        now = time.monotonic()
+        if now - self._exhausted_logged >= EXHAUSTED_LOG_EVERY:
+            self._exhausted_logged = now
+            self.log.warning("geworker: worker %s cannot accept: %s; accepting pauses %.1f s at "
+                             "a time until descriptors are free (logged at most every %.0f s)",
+                             self.pid, exc.strerror or exc, ACCEPT_PAUSE, EXHAUSTED_LOG_EVERY)
 
     def _handle(self, listener: Listener, server: Server, context: Any, sock: Any,
                 address: Any) -> None:

@@ -201,3 +201,57 @@ def test_a_flood_of_large_datagrams_keeps_the_worker_bounded(gunicorn):
     growth = (peak - before) / 2**20
     print(f"\nUDP flood: {sent} datagrams of 65,507 bytes in 4 s, worker RSS +{growth:.0f} MiB")
     assert growth < 100  # 256 in hand x 64 KiB; it grew by 632 MiB when bounded by 10,000
+
+
+HOG_APP = """
+import os
+from geworker import Server
+server = Server(f"text://127.0.0.1:{os.environ['PORT']}")
+held = []
+
+@server.on_message
+def on_message(conn, message):
+    if message == "hog":  # the app leaks descriptors until none is left
+        try:
+            while True:
+                held.append(open(os.devnull))
+        except OSError:
+            pass
+        conn.send(f"holding {len(held)}")
+    elif message == "free":
+        while held:
+            held.pop().close()
+        conn.send("freed")
+    else:
+        conn.send(message)
+"""
+
+
+@pytest.mark.timeout(90)
+def test_out_of_descriptors_accept_pauses_logs_once_and_recovers(gunicorn):
+    port = free_port()
+    g = gunicorn(HOG_APP, workers=1, env={"PORT": str(port)})
+    (worker,) = g.worker_pids()
+    hog = LineClient(port)
+    assert hog.request("hog").startswith("holding ")
+    waiting = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
+    for s in waiting:
+        s.sendall(b"hello\n")
+
+    def cpu() -> float:
+        with open(f"/proc/{worker}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    wait_until(lambda: "cannot accept" in g.log(), 10, what="the exhaustion logged")
+    before, t0 = cpu(), time.monotonic()
+    time.sleep(1.5)
+    share = (cpu() - before) / (time.monotonic() - t0)
+    assert share < 0.3, f"{share:.0%} of a core while out of descriptors"
+    assert hog.request("free") == "freed"
+    for s in waiting:  # every waiting client is accepted and answered once descriptors are free
+        assert s.makefile("rb").readline() == b"hello\n"
+        s.close()
+    log = g.log()
+    assert log.count("cannot accept: Too many open files") == 1
+    assert "Traceback" not in log

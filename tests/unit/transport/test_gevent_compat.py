@@ -169,3 +169,15 @@ def test_a_restarted_one_shot_timer_fires_at_once_and_oneshot_waits():
         shot.start(lambda t0=t0: times.append(time.monotonic() - t0))
         gevent.sleep(0.08)
     assert len(times) == 2 and all(t >= 0.045 for t in times), times
+
+
+def test_stream_server_reads_through_do_read():
+    # guard_accept wraps do_read: _do_read must still call it for each accept.
+    import inspect
+
+    from gevent.baseserver import BaseServer
+    from gevent.server import StreamServer
+
+    assert "self.do_read()" in inspect.getsource(BaseServer._do_read), (
+        "gevent's BaseServer._do_read no longer calls do_read(): guard_accept needs a new hook")
+    assert callable(StreamServer.do_read)
