@@ -178,6 +178,15 @@ class Options:
         "WebSocket: seconds to wait for any data (the pong) after a keepalive ping.",
         default=20.0,
     )
+    websocket_origins: tuple[str, ...] | None = _doc(
+        "WebSocket: the Origin values a handshake may carry, e.g. "
+        "('https://chat.example.com',); another Origin gets 403 before "
+        "on_websocket_connect runs (Cross-Site WebSocket Hijacking: a page on "
+        "another site opening a socket with the user's cookies). Compared "
+        "case-insensitively; handshakes without Origin (non-browser clients) "
+        "pass. None: any Origin.",
+        default=None,
+    )
     websocket_handshake_timeout: float = _doc(
         "WebSocket: seconds a websocket:// client has to send its opening handshake "
         "after connecting; slower ones are closed.",
@@ -222,6 +231,12 @@ class Options:
             raise ConfigurationError("websocket_max_decompressed_size must be positive or None")
         if self.websocket_ping_interval is not None and not self.websocket_ping_interval > 0:
             raise ConfigurationError("websocket_ping_interval must be positive or None")
+        if self.websocket_origins is not None:
+            origins = self.websocket_origins
+            if isinstance(origins, str) or not all(isinstance(o, str) for o in origins):
+                raise ConfigurationError("websocket_origins is a tuple of str, e.g. "
+                                         "('https://example.com',), or None")
+            object.__setattr__(self, "websocket_origins", tuple(o.lower() for o in origins))
         for name in ("websocket_ping_timeout", "websocket_handshake_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigurationError(f"{name} must be positive")

@@ -27,6 +27,31 @@ PLAIN_HTTP_ON_TLS = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
                      b"This port expects TLS: use https:// or wss.\n")
 
 
+#: The oldest TLS version a listener accepts by default.
+MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
+
+
+def harden(context: ssl.SSLContext) -> ssl.SSLContext:
+    """geworker's TLS defaults on a context it made: TLS 1.2 or newer, no
+    compression, no renegotiation."""
+    if context.minimum_version < MINIMUM_VERSION or (
+            context.minimum_version == ssl.TLSVersion.MINIMUM_SUPPORTED):
+        context.minimum_version = MINIMUM_VERSION
+    context.options |= ssl.OP_NO_COMPRESSION | getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+    return context
+
+
+def weaknesses(context: ssl.SSLContext) -> list[str]:
+    """What an application's own context allows that geworker's defaults do not."""
+    found = []
+    if context.minimum_version < MINIMUM_VERSION or (
+            context.minimum_version == ssl.TLSVersion.MINIMUM_SUPPORTED):
+        found.append(f"TLS versions below 1.2 ({context.minimum_version.name})")
+    if not context.options & ssl.OP_NO_COMPRESSION:
+        found.append("TLS compression")
+    return found
+
+
 def tls_handshake(sock: Any, address: Any, listener: Listener, context: ssl.SSLContext,
                   log: Any) -> Any:
     """Run the server side of a TLS handshake in the connection's greenlet.

@@ -225,7 +225,12 @@ class WebSocketConnection(Connection):
         """Let ``on_websocket_connect`` decide, then answer; None when refused."""
         connect = self._callbacks.get("on_websocket_connect")
         failure = None
-        if connect is not None:
+        origins = self.listener.options.websocket_origins
+        origin = request.headers.get("origin") if origins is not None else None
+        if origin is not None and origins is not None and origin.lower() not in origins:
+            counters.errors["origin_refused"] += 1
+            request.reject(403, "origin not allowed")
+        elif connect is not None:
             self._busy = True
             try:
                 connect(self, request)

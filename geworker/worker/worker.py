@@ -38,7 +38,7 @@ from ..stats import counters
 from ..transport import _gevent, heartbeat
 from ..transport.membership import membership
 from ..transport.runtime import ServerRuntime, runtime_of
-from ..transport.tls import tls_handshake
+from ..transport.tls import harden, tls_handshake, weaknesses
 from . import _gunicorn, limits, shared
 from .balance import Balancer
 from .snapshot import SnapshotWriter
@@ -297,11 +297,16 @@ class Worker(base.Worker):  # type: ignore[misc]
         """The SSL context of a TLS listener: its own, or gunicorn's certfile/keyfile."""
         if not listener.tls:
             return None
-        if listener.options.ssl_context is not None:
-            return listener.options.ssl_context
+        own = listener.options.ssl_context
+        if own is not None:
+            weak = weaknesses(own)
+            if weak:
+                self.log.warning("geworker: the ssl_context of %s allows %s; geworker's own "
+                                 "contexts do not", listener.url, " and ".join(weak))
+            return own
         from gunicorn.sock import ssl_context
 
-        return ssl_context(self.cfg)
+        return harden(ssl_context(self.cfg))
 
     def _at_connection_limit(self) -> bool:
         """``worker_connections`` reached: greenlets (handshakes included) plus parked.

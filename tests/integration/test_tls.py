@@ -121,3 +121,42 @@ def test_tls_listener_without_certificate_fails_the_boot(tmp_path):
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 3
     assert "needs TLS" in result.stderr
+
+
+WEAK_APP = TLS_APP.replace(
+    'context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)',
+    'context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)\n'
+    '    context.minimum_version = ssl.TLSVersion.TLSv1\n'
+    '    context.set_ciphers("DEFAULT:@SECLEVEL=0")')
+
+
+def _old_client() -> ssl.SSLContext:
+    """A client that offers TLS 1.1 only (its own OpenSSL would refuse it by default)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # (the version is the point here)
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_1
+    return context
+
+
+def test_tls_below_1_2_is_refused_by_default(gunicorn, tls_certs, tmp_path):
+    cert, key, client = tls_certs
+    tp, fp = free_port(), free_port()
+    g = gunicorn(WEAK_APP, args=["--certfile", str(cert), "--keyfile", str(key)],
+                 env={"TEXT_PORT": str(tp), "FRAME_PORT": str(fp), "OWN_CONTEXT": "1",
+                      "CERT": str(cert), "KEY": str(key)})
+    old = _old_client()
+    try:
+        with tls_client(tp, old):
+            raise AssertionError("TLS 1.1 was accepted on geworker's own context")
+    except ssl.SSLError as exc:
+        assert "version" in str(exc).lower() or "alert" in str(exc).lower(), exc
+    with tls_client(tp, client) as s:  # TLS 1.2+ works
+        assert s.version() in ("TLSv1.2", "TLSv1.3")
+        s.sendall(b"ok\n")
+        assert read_line(s) == b"ok\n"
+    # An application's own, weaker context is its choice: it works, with a warning.
+    with tls_client(fp, old) as s:
+        assert s.version() == "TLSv1.1"
+    assert "allows TLS versions below 1.2" in g.log()

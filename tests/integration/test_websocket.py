@@ -339,3 +339,33 @@ def test_worker_stop_and_reload_send_1001(gunicorn, tmp_path, sig):
             assert c.recv(timeout=5) == "welcome"
     else:
         g.proc.wait(timeout=15)
+
+
+ORIGIN_APP = """
+import os
+from geworker import Server
+server = Server(f"websocket://127.0.0.1:{os.environ['WS_PORT']}",
+                websocket_origins=("https://Chat.example.com",))
+
+@server.on_message
+def echo(conn, message):
+    conn.send(message)
+"""
+
+
+def test_a_handshake_from_a_forbidden_origin_gets_403(gunicorn):
+    port = free_port()
+    g = gunicorn(ORIGIN_APP, workers=1, env={"WS_PORT": str(port)})
+    url = f"ws://127.0.0.1:{port}/"
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(url, timeout=5, origin="https://evil.example.net")
+    assert refused.value.status_code == 403
+    allowed = websocket.create_connection(url, timeout=5, origin="https://chat.example.com")
+    allowed.send("hi")
+    assert allowed.recv() == "hi"
+    allowed.close()
+    bare = websocket.create_connection(url, timeout=5, suppress_origin=True)  # not a browser
+    bare.send("yo")
+    assert bare.recv() == "yo"
+    bare.close()
+    assert "refused with 403" in g.log()
