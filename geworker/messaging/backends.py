@@ -6,6 +6,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from .backend import DEFAULT_TIMEOUT, Backend
+from .redis_layout import parse_url
 
 __all__ = ["MESSAGING_ENV", "backend_for_url", "check_url"]
 
@@ -15,12 +16,15 @@ _REDIS = ("redis://", "rediss://", "redis+cluster://", "rediss+cluster://", "uni
 
 
 def check_url(url: str) -> str:
-    """``url`` if it names a backend: ``local``, or a Redis URL.
+    """``url`` if it names a backend: ``local``, or a well-formed Redis URL.
 
     Raises:
-        ConfigurationError: naming what is accepted.
+        ConfigurationError: naming what is accepted, or what is wrong with the URL.
     """
-    if url == "local" or url.startswith(_REDIS):
+    if url == "local":
+        return url
+    if url.startswith(_REDIS):
+        parse_url(url)
         return url
     raise ConfigurationError(
         f"messaging={url!r}: use 'local' (the default: between the workers of one instance) "
@@ -29,8 +33,14 @@ def check_url(url: str) -> str:
 
 def backend_for_url(url: str, listen: bool, timeout: float = DEFAULT_TIMEOUT,
                     log: Any = None) -> Backend:
-    """A Redis backend for ``url``."""
+    """A Redis backend for ``url`` (redis-py is imported here, not before).
+
+    Raises:
+        ConfigurationError: for a bad URL, or when redis-py is not installed.
+    """
     check_url(url)
     if url == "local":
         raise ConfigurationError("messaging='local' needs the instance's run directory")
-    raise ConfigurationError(f"messaging={url!r}: the Redis backend is not available yet")
+    from .redis import RedisBackend
+
+    return RedisBackend(url, listen=listen, timeout=timeout, log=log)
