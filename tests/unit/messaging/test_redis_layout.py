@@ -8,6 +8,8 @@ from geworker import ConfigurationError, Server
 from geworker.messaging.backends import check_url
 from geworker.messaging.redis_layout import Layout, RedisSettings, parse_url
 
+from conftest import ROOT
+
 
 def test_standalone_urls():
     s = parse_url("redis://127.0.0.1:6390/2")
@@ -116,3 +118,24 @@ def test_uids_and_groups_spread_over_slots_and_keep_keys_and_channels_apart():
     assert layout.uid_channel("x") != layout.group_channel("x")
     # Names with braces or any other character stay distinct keys.
     assert len({layout.uid(n) for n in ["a}b", "a", "{a}", "a b", "ä"]}) == 5
+
+
+def test_the_documented_figures_are_the_codes():
+    from geworker.messaging import redis as backend
+    from geworker.messaging.redis_client import COMMAND_TIMEOUT
+
+    doc = " ".join((ROOT / "docs" / "messaging-redis.md").read_text().split())
+    assert f"string, TTL {backend.LIVENESS_TTL} s" in doc
+    assert f"refreshed every {backend.REFRESH:g} s" in doc
+    assert f"at most **{backend.LIVENESS_TTL} s** after its last refresh" in doc
+    backoff = f"after {backend.BACKOFF_FIRST:g} s, doubling to at most {backend.BACKOFF_CAP:g} s"
+    assert backoff in doc
+    assert f"within {COMMAND_TIMEOUT:g} s" in doc
+    assert f"silent for {backend.SUBSCRIBER_TIMEOUT:g} s" in doc
+    assert f"about every {backend.REAP_EVERY:g} s" in doc
+    assert f"more than {backend.OUTBOX_BYTES >> 20} MiB wait" in doc
+    layout = Layout()
+    for name in (layout.alive("N"), layout.conns("N"), layout.uid("uid"), layout.group("group"),
+                 layout.nodes, layout.node_channel("N"), layout.uid_channel("uid"),
+                 layout.group_channel("group"), layout.all_channel):
+        assert f"`{name}`" in doc, name
