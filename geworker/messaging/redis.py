@@ -398,10 +398,7 @@ class RedisBackend(Backend):
                     commands.append((home, ("SREM", node_key, name)))
                     if channel in self.channels:
                         off.append(channel)
-        if commands:
-            commands += [(home, ("EXPIRE", key, DATA_TTL)) for key in
-                         (conns_key, layout.node_uids(node), layout.node_groups(node))]
-        return commands, on, off
+        return commands, on, off  # (a key made afresh gets its TTL at the next refresh)
 
     def _subscribe(self, on: list[str], off: list[str]) -> None:
         """(Un)subscribe channels, each on its shard's connection."""
@@ -461,19 +458,19 @@ class RedisBackend(Backend):
         layout, node = self.layout, self.node
         home = layout.alive(node)
         client = self._conn()
-        alive, conns, _, _, reaped, _ = client.run([
-            (home, ("EXPIRE", home, LIVENESS_TTL)),
-            (home, ("EXPIRE", layout.conns(node), DATA_TTL)),
-            (home, ("EXPIRE", layout.node_uids(node), DATA_TTL)),
-            (home, ("EXPIRE", layout.node_groups(node), DATA_TTL)),
-            (home, ("DEL", layout.reaped(node))),
-            (layout.nodes, ("SADD", layout.nodes, node))])
         for subscription in list(self._subscriptions.values()):
             subscription.send([("PING",)])
-        if not alive or reaped or (self._mirror and not conns):
-            self.log.info("geworker: messaging: Redis lost this worker's presence (%s); "
-                          "writing it again", "expired" if not alive else "removed")
-            with self._write_lock:
+        with self._write_lock:  # (no write in flight: the hash exists iff the mirror has entries)
+            alive, conns, _, _, reaped, _ = client.run([
+                (home, ("EXPIRE", home, LIVENESS_TTL)),
+                (home, ("EXPIRE", layout.conns(node), DATA_TTL)),
+                (home, ("EXPIRE", layout.node_uids(node), DATA_TTL)),
+                (home, ("EXPIRE", layout.node_groups(node), DATA_TTL)),
+                (home, ("DEL", layout.reaped(node))),
+                (layout.nodes, ("SADD", layout.nodes, node))])
+            if not alive or reaped or (self._mirror and not conns):
+                self.log.info("geworker: messaging: Redis lost this worker's presence (%s); "
+                              "writing it again", "expired" if not alive else "removed")
                 self._full_sync(client)
 
     def _reap(self) -> None:
@@ -642,10 +639,10 @@ class RedisBackend(Backend):
             if membership.observer == self._changed:
                 membership.observer = None
             if self._connected:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(Exception):  # (Redis gone: the TTL ends the rest)
                     self._flush()
-                with contextlib.suppress(Exception), self._write_lock:
-                    self._remove_own(self._conn())
+                    with self._write_lock:
+                        self._remove_own(self._conn())
         self.closed = True
         self._stop.set()
         self._trouble.set()
