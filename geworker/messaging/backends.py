@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from ..errors import ConfigurationError
@@ -18,13 +19,20 @@ _REDIS = ("redis://", "rediss://", "redis+cluster://", "rediss+cluster://", "uni
 def check_url(url: str) -> str:
     """``url`` if it names a backend: ``local``, or a well-formed Redis URL.
 
+    Checked where the setting is given (``Server``, ``App``), so a mistake
+    fails the start with its reason; redis-py is looked for, not imported.
+
     Raises:
-        ConfigurationError: naming what is accepted, or what is wrong with the URL.
+        ConfigurationError: naming what is accepted, what is wrong with the
+            URL, or that redis-py is missing.
     """
     if url == "local":
         return url
     if url.startswith(_REDIS):
         parse_url(url)
+        if importlib.util.find_spec("redis") is None:
+            raise ConfigurationError(f"messaging={url!r}: the Redis backend needs redis-py: "
+                                     "pip install 'geworker[redis]'")
         return url
     raise ConfigurationError(
         f"messaging={url!r}: use 'local' (the default: between the workers of one instance) "

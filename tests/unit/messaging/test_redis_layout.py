@@ -139,3 +139,23 @@ def test_the_documented_figures_are_the_codes():
                  layout.nodes, layout.node_channel("N"), layout.uid_channel("uid"),
                  layout.group_channel("group"), layout.all_channel):
         assert f"`{name}`" in doc, name
+
+
+def test_without_redis_py_the_setting_says_what_to_install():
+    import subprocess
+    import sys
+
+    code = """
+import sys
+sys.modules["redis"] = None  # as if redis-py were not installed
+from geworker import ConfigurationError, Messenger, Server
+for make in (lambda: Server("text://127.0.0.1:1", messaging="redis://h:1/0"),
+             lambda: Messenger("redis://h:1/0")):
+    try:
+        make()
+    except ConfigurationError as exc:
+        print(exc)
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, check=True)
+    assert out.stdout.count("needs redis-py: pip install 'geworker[redis]'") == 2, out
