@@ -94,7 +94,11 @@ class RedisServer:
              "--appendonly", "no", "--dir", str(self.directory), *self.extra],
             stdout=log, stderr=subprocess.STDOUT, cwd=self.directory)
         log.close()
-        wait_until(lambda: self._answers(), 10, what=f"redis-server on port {self.port}")
+        try:
+            wait_until(lambda: self._answers(), 10, what=f"redis-server on port {self.port}")
+        except BaseException:
+            self.kill()  # never left running behind a failed start
+            raise
 
     def _answers(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
@@ -134,12 +138,20 @@ class RedisCluster:
         self.tls = tls
         tls_args = () if tls is None else ("--tls-cluster", "yes")
         # The bus port is named: the default (port + 10000) may be taken, or past 65535.
-        self.servers = [
-            RedisServer(directory / f"node{i}", tls=tls,
-                        extra=("--cluster-enabled", "yes", "--cluster-config-file",
-                               "nodes.conf", "--cluster-node-timeout", "5000",
-                               "--cluster-port", str(free_port()), *tls_args))
-            for i in range(size)]
+        self.servers: list[RedisServer] = []
+        try:
+            for i in range(size):
+                self.servers.append(RedisServer(
+                    directory / f"node{i}", tls=tls,
+                    extra=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                           "--cluster-node-timeout", "5000", "--cluster-port", str(free_port()),
+                           *tls_args)))
+            self._create(tls)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _create(self, tls: TlsFiles | None) -> None:
         assert REDIS_CLI is not None
         cli_tls = () if tls is None else ("--tls", "--cacert", str(tls.ca))
         out = subprocess.run(
