@@ -91,8 +91,11 @@ class Backend:
         """Send a frame to process ``node``; False if it cannot be reached."""
         return False
 
-    def _fan_out(self, data: bytes) -> int:
-        """Send a frame to every other process; returns how many took it."""
+    def _fan_out(self, data: bytes, op: Op, args: list[Any]) -> int:
+        """Send frame ``data`` (``op`` with ``args``) to every other process.
+
+        Returns how many took it, or -1 when it could not be handed on.
+        """
         return 0
 
     def _ask(self, data: bytes, node: str | None) -> set[str]:
@@ -107,7 +110,9 @@ class Backend:
     def send(self, op: Op, args: list[Any], message: Any = None, here: bool = True) -> bool:
         """Carry out ``op`` wherever its target is; True if it was handed on.
 
-        ``here=False`` skips this process (its part was done already).
+        ``here=False`` skips this process (its part was done already). For a
+        uid, a group or everyone, False means this process did its part but
+        the others could not be reached.
         """
         if message is not None:
             check_message(message)  # a wrong type or size fails here, at the call
@@ -123,14 +128,14 @@ class Backend:
         data = encode(op, args, message)  # (before the local part: an error raises first)
         if here:
             local.execute(Frame(op, args, message))
-        self._count_out(self._fan_out(data) >= 0)
-        return True
+        return self._count_out(self._fan_out(data, op, args) >= 0)
 
-    def _count_out(self, ok: bool) -> None:
+    def _count_out(self, ok: bool) -> bool:
         if ok:
             self.stats["relayed_out"] += 1
         else:
             self.stats["send_failures"] += 1
+        return ok
 
     def receive(self, frame: Frame) -> None:
         """Carry out a frame another process sent (never raises)."""

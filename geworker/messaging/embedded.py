@@ -319,7 +319,7 @@ class EmbeddedBackend(Backend):
         link = self._link(node)
         return link is not None and link.put(data)
 
-    def _fan_out(self, data: bytes) -> int:
+    def _fan_out(self, data: bytes, op: Op, args: list[Any]) -> int:
         return sum(self._route(node, data) for node in self.nodes())
 
     def _ask(self, data: bytes, node: str | None) -> set[str]:

@@ -47,13 +47,16 @@ class Messenger:
 
     Every send returns True when the message was handed on (to a local
     connection, another worker or Redis) and False when its target cannot
-    exist (a malformed client id, a worker that is gone). Delivery is at
-    most once. Queries answer for the whole instance (embedded) or cluster
-    (Redis); processes that do not answer within ``timeout`` seconds are left
-    out of the answer (and counted as ``query_timeouts``).
+    exist (a malformed client id, a worker that is gone) or Redis cannot be
+    reached (counted as ``send_failures``; ``docs/messaging-redis.md``).
+    Delivery is at most once. Queries answer for the whole instance
+    (embedded) or cluster (Redis); processes that do not answer within
+    ``timeout`` seconds, or Redis when it does not, are left out of the
+    answer (and counted as ``query_timeouts``).
 
     Raises:
-        ConfigurationError: when no running instance is found.
+        ConfigurationError: when no running instance is found, for a bad
+            Redis URL, or when redis-py is not installed.
     """
 
     def __init__(self, url: str | None = None, *, app: str | None = None,

@@ -247,13 +247,20 @@ class Connection(Writer):
         it. Set keys (``conn.session["name"] = "ann"``) or assign a whole dict;
         both are checked (JSON only, at most 64 KiB).
         """
-        if self._session is None:
-            self._session = Session()
-        return self._session
+        session = self._session
+        if session is None:
+            session = self._session = Session()
+            session.owner = self
+        return session
 
     @session.setter
     def session(self, data: Any) -> None:
-        self._session = data if type(data) is Session else Session(data)
+        if type(data) is not Session or data.owner not in (None, self):
+            data = Session(data)  # (a session another connection owns is copied)
+        data.owner = self
+        self._session = data
+        if membership.observer is not None:
+            membership.observer(self)
 
     def bind_uid(self, uid: str) -> None:
         """Bind this connection to the application's user id ``uid``.
@@ -370,6 +377,8 @@ class Connection(Writer):
                 membership.forget(self)
             if self._hb_missed >= 0:
                 heartbeat.forget(self)
+            if membership.observer is not None and self.accepts_messages:
+                membership.observer(self)
             parking.forget(self)
             counters.connections_closed += 1
             on_close = self._callbacks.get("on_close")
@@ -386,6 +395,8 @@ class Connection(Writer):
                 membership.forget(self)
             if self._hb_missed >= 0:
                 heartbeat.forget(self)
+            if membership.observer is not None and self.accepts_messages:
+                membership.observer(self)
             parking.forget(self)
             counters.connections_accepted -= 1
         return True
@@ -393,6 +404,8 @@ class Connection(Writer):
     def serve(self) -> None:
         """Run the connection until it closes or parks; ``on_close`` runs exactly once."""
         self._runtime.connections[self.id] = self
+        if membership.observer is not None and self.accepts_messages:
+            membership.observer(self)
         parking.register(self)
         counters.connections_accepted += 1
         if self.listener.options.heartbeat_interval is not None and self.accepts_messages:

@@ -15,13 +15,18 @@ process to tell which worker holds it.
 Only *message connections* take part: WebSocket (upgraded ``http://``
 included), text, frame, tcp, unix and custom protocols. A plain HTTP
 connection answers requests; it is never a target of a push.
+
+A backend that keeps a copy of this index elsewhere (Redis) sets
+:attr:`Membership.observer`: it is called with a connection whenever that
+connection opens, closes, binds, joins, leaves or changes its session, and
+must only take note (the copy is written later, by its own greenlet).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LocalProtocolError
@@ -93,9 +98,16 @@ class Session(dict):  # type: ignore[type-arg]
     session is assigned again (``conn.session = conn.session``).
     """
 
+    #: The connection whose session this is (told of changes), or None.
+    owner: Connection | None = None
+
     def __init__(self, data: Any = ()) -> None:
         super().__init__(data)
         _encode_session(self)
+
+    def _changed(self) -> None:
+        if self.owner is not None and membership.observer is not None:
+            membership.observer(self.owner)
 
     def __setitem__(self, key: str, value: Any) -> None:
         old = self.get(key, _MISSING)
@@ -108,6 +120,32 @@ class Session(dict):  # type: ignore[type-arg]
             else:
                 super().__setitem__(key, old)
             raise
+        self._changed()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._changed()
+
+    def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def pop(self, *args: Any) -> Any:
+        """Like ``dict.pop``."""
+        value = super().pop(*args)
+        self._changed()
+        return value
+
+    def popitem(self) -> tuple[Any, Any]:
+        """Like ``dict.popitem``."""
+        item = super().popitem()
+        self._changed()
+        return item
+
+    def clear(self) -> None:
+        """Like ``dict.clear``."""
+        super().clear()
+        self._changed()
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         """Like ``dict.update``; the session is unchanged if the result is not valid."""
@@ -116,9 +154,10 @@ class Session(dict):  # type: ignore[type-arg]
         try:
             _encode_session(self)
         except LocalProtocolError:
-            self.clear()
+            super().clear()
             super().update(saved)
             raise
+        self._changed()
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         """Like ``dict.setdefault``, checked like ``__setitem__``."""
@@ -137,6 +176,8 @@ class Membership:
         self.node = os.urandom(NODE_LENGTH // 2).hex()
         self.uids: dict[str, dict[int, Connection]] = {}
         self.groups: dict[str, dict[int, Connection]] = {}
+        #: Called with a connection whose presence changed (see the module doc), or None.
+        self.observer: Callable[[Connection], None] | None = None
 
     def new_node(self) -> str:
         """Start afresh with a new node: a worker calls it once it is forked."""
@@ -155,12 +196,16 @@ class Membership:
             self.unbind_uid(conn)
         conn._uid = uid
         self.uids.setdefault(uid, {})[conn.id] = conn
+        if self.observer is not None:
+            self.observer(conn)
 
     def unbind_uid(self, conn: Connection) -> None:
         """Forget the uid of ``conn``, if it has one."""
         uid, conn._uid = conn._uid, None
         if uid is not None:
             _discard(self.uids, uid, conn.id)
+            if self.observer is not None:
+                self.observer(conn)
 
     def join(self, conn: Connection, group: str) -> None:
         """Add ``conn`` to ``group``."""
@@ -174,12 +219,16 @@ class Membership:
                                      "groups at once")
         groups.add(group)
         self.groups.setdefault(group, {})[conn.id] = conn
+        if self.observer is not None:
+            self.observer(conn)
 
     def leave(self, conn: Connection, group: str) -> None:
         """Remove ``conn`` from ``group`` (nothing happens if it is not in it)."""
         if conn._groups is not None and group in conn._groups:
             conn._groups.discard(group)
             _discard(self.groups, group, conn.id)
+            if self.observer is not None:
+                self.observer(conn)
 
     def ungroup(self, group: str) -> int:
         """Empty ``group`` in this process; returns how many connections left it."""
@@ -187,6 +236,8 @@ class Membership:
         for conn in members.values():
             if conn._groups is not None:
                 conn._groups.discard(group)
+            if self.observer is not None:
+                self.observer(conn)
         return len(members)
 
     def forget(self, conn: Connection) -> None:

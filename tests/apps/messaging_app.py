@@ -71,6 +71,8 @@ def run(conn, word, rest):
         return f"ok {messaging.bind_uid(first, tail)}"
     if word == "join_other":
         return f"ok {messaging.join_group(first, tail)}"
+    if word == "describe":
+        return "d " + json.dumps(messaging.current().describe())
     if word == "q":  # q NAME [ARG]
         query = getattr(messaging, first)
         return "q " + json.dumps(query(tail) if tail else query())

@@ -21,47 +21,11 @@ from pathlib import Path
 import pytest
 import websocket
 
-from conftest import ROOT, LineClient, free_port, wait_until
+from conftest import ROOT, free_port, wait_until
+from support.messaging_clients import Client, one_per_worker, spread
 from support.ops import run_cli
 
 APP = (ROOT / "tests" / "apps" / "messaging_app.py").read_text()
-
-
-class Client(LineClient):
-    """A text:// client that knows its worker and client id, and keeps pushed lines apart."""
-
-    def __init__(self, port: int) -> None:
-        super().__init__(port)
-        self.pushed: list[str] = []
-        self.pid = int(self.request("pid"))
-        self.cid = self.request("id")
-
-    def ask(self, line: str, prefix: str = "ok") -> str:
-        """Send a command; return its reply, keeping pushed messages that arrive first."""
-        self.send(line)
-        while True:
-            got = self.recv()
-            if got.startswith((prefix, "error")):
-                return got
-            self.pushed.append(got)
-
-    def query(self, line: str):
-        reply = self.ask(f"q {line}", prefix="q ")
-        assert reply.startswith("q "), reply
-        return json.loads(reply[2:])
-
-    def next_push(self) -> str:
-        return self.pushed.pop(0) if self.pushed else self.recv()
-
-    def nothing_pushed(self, wait: float = 0.3) -> bool:
-        self.sock.settimeout(wait)
-        try:
-            data = self.sock.recv(65536)
-        except TimeoutError:
-            return not self.pushed
-        finally:
-            self.sock.settimeout(5)
-        raise AssertionError(f"unexpected push: {data!r}")
 
 
 def start(gunicorn, workers: int, **env: str):
@@ -69,23 +33,6 @@ def start(gunicorn, workers: int, **env: str):
     g = gunicorn(APP, workers=workers, env={"HTTP_PORT": str(http_port),
                                             "TEXT_PORT": str(text_port), **env})
     return g, http_port, text_port
-
-
-def spread(port: int, count: int, workers: int) -> list[Client]:
-    """``count`` clients, until they sit on ``workers`` different workers."""
-    clients = [Client(port) for _ in range(count)]
-    for _ in range(50):
-        if len({c.pid for c in clients}) >= workers:
-            return clients
-        clients.append(Client(port))
-    raise AssertionError(f"clients sit on {len({c.pid for c in clients})} workers only")
-
-
-def one_per_worker(clients: list[Client]) -> list[Client]:
-    by_pid: dict[int, Client] = {}
-    for c in clients:
-        by_pid.setdefault(c.pid, c)
-    return list(by_pid.values())
 
 
 def run_dir(tmp_path: Path) -> Path:

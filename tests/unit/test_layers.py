@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT
 
-HEAVY = ("gevent", "gunicorn", "h11", "wsproto", "greenlet")
+HEAVY = ("gevent", "gunicorn", "h11", "wsproto", "greenlet", "redis")
 
 
 def loaded_after(statement: str) -> set[str]:
@@ -30,6 +30,16 @@ def test_declaring_a_server_loads_nothing_heavy():
     # must not drag in gevent, and h11/wsproto only come with their listeners.
     assert loaded_after("from geworker import Server, timers\n"
                         "Server('text://127.0.0.1:1', 'frame://127.0.0.1:2')") == set()
+
+
+def test_a_redis_messaging_setting_loads_redis_only_where_it_is_used():
+    # The master and `geworker status` import the app: the URL is checked, redis-py is
+    # not loaded. A Messenger outside a worker loads redis-py, never gevent.
+    assert loaded_after("from geworker import Server\n"
+                        "Server('text://127.0.0.1:1', messaging='redis://127.0.0.1:1/0')") == set()
+    pytest.importorskip("redis")
+    assert loaded_after("from geworker import Messenger\n"
+                        "Messenger('redis+cluster://127.0.0.1:1')") == {"redis"}
 
 
 @pytest.mark.parametrize("module", [
