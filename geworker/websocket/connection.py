@@ -80,6 +80,10 @@ class WebSocketConnection(Connection):
                          else ("on_message", "on_websocket_message"))
         return callbacks.get(first) or callbacks.get(second)
 
+    def _use_callbacks(self, callbacks: dict[str, Any]) -> None:
+        super()._use_callbacks(callbacks)
+        self._handler = self._message_handler()
+
     # -- public API -------------------------------------------------------
 
     @property
