@@ -72,7 +72,8 @@ if TYPE_CHECKING:
     from ..protocols.base import Protocol
     from .backoff import Backoff
 
-__all__ = ["CLIENTS", "CLIENT_CALLBACKS", "ClientCallback", "ClientConnection", "open_clients"]
+__all__ = ["CLIENTS", "CLIENT_CALLBACKS", "ClientCallback", "ClientConnection", "drain_clients",
+           "open_clients"]
 
 _CONNECTING = ConnectionState.CONNECTING
 _OPEN = ConnectionState.OPEN
@@ -90,7 +91,8 @@ class _Clients:
 
     Its run-time state (``runtime_of(CLIENTS)``) lists the open client
     connections of this process; it is never draining, has no callbacks of
-    its own, and messaging skips its connections.
+    its own, and messaging skips its connections. It drains when the worker
+    stops (:func:`drain_clients`).
     """
 
     __slots__ = ("__weakref__", "callbacks", "name")
@@ -107,6 +109,21 @@ CLIENTS = _Clients()
 def open_clients() -> list[ClientConnection]:
     """The client connections of this process that are open now."""
     return list(runtime_of(CLIENTS).connections.values())  # type: ignore[arg-type]
+
+
+def drain_clients() -> int:
+    """Close every client connection of this process for good (the worker stops).
+
+    Open ones drain like served connections (a WebSocket says 1001); no
+    attempt starts from now on, scheduled or automatic. Returns how many
+    were open.
+    """
+    runtime = runtime_of(CLIENTS)  # type: ignore[arg-type]
+    runtime.draining = True
+    conns = open_clients()
+    for conn in conns:
+        conn.drain()
+    return len(conns)
 
 
 class ClientCallback:
@@ -299,6 +316,12 @@ class ClientConnection(Connection, BlockingStyle):
 
     def _attempt(self) -> None:
         """Connect (within ``connect_timeout``), then serve; or report the failure."""
+        if self._runtime.draining:  # the worker stops: no new connection
+            if self._state is _CONNECTING:
+                self._transition(_CLOSED)
+            self._greenlet = None
+            self._ended.set()
+            return
         if self._state is _CLOSED and not self._transition(_CONNECTING):
             return
         endpoint = self.endpoint

@@ -21,6 +21,7 @@ import os
 import queue
 import signal
 import socket
+import sys
 from functools import partial
 from typing import Any
 
@@ -381,6 +382,10 @@ class Worker(base.Worker):  # type: ignore[misc]
             self._call_hook("on_worker_reload")
         self._call_hook("on_worker_stop")
         timers.cancel_all()
+        if "geworker.transport.client" in sys.modules:  # (the app opened client connections)
+            from ..transport.client import drain_clients
+
+            drain_clients()
         self._parker.stop()
         connections = _OpenConnections(self.runtimes)
         greenlets, datagram_pool = self.connection_greenlets, self.datagram_pool

@@ -590,9 +590,25 @@ def relay(conn, message):
 """
 
 
+LOGGING_ECHO_APP = ECHO_APP + """
+
+@server.on_connect
+def opened(conn):
+    with open("{log}", "a") as log:
+        log.write("open\\n")
+
+
+@server.on_close
+def closed(conn):
+    with open("{log}", "a") as log:
+        log.write("close\\n")
+"""
+
+
 def test_clients_inside_a_worker(gunicorn, tmp_path):
     up_port, port = free_port(), free_port()
-    gunicorn(ECHO_APP.format(port=up_port), workers=1)
+    upstream_log = tmp_path / "upstream.log"
+    gunicorn(LOGGING_ECHO_APP.format(port=up_port, log=upstream_log), workers=1)
     (tmp_path / "front").mkdir()  # (the fixture's gunicorn has its app.py in tmp_path)
     front = Gunicorn(tmp_path / "front", WORKER_APP.format(port=port, upstream=up_port), [], {},
                      workers=1)
@@ -603,5 +619,11 @@ def test_clients_inside_a_worker(gunicorn, tmp_path):
         wait_until(lambda: client.request("replies") == "tick", 5, what="the timer's reply")
         assert client.request("ask") == "answer: question"  # another, opened and closed
         client.close()
+        assert upstream_log.read_text().split().count("open") == 3
     finally:
         front.stop()
+    # The worker stopped: its reconnecting client ended with it (drain_clients: unit tests).
+    wait_until(lambda: upstream_log.read_text().split().count("close") == 3, 5,
+               what="the worker's clients to close")
+    time.sleep(1.0)
+    assert upstream_log.read_text().split().count("open") == 3

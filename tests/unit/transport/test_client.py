@@ -27,7 +27,8 @@ from geworker import (
 )
 from geworker.stats import counters
 from geworker.transport.blocking import INBOX_PAUSE
-from geworker.transport.client import open_clients
+from geworker.transport.client import CLIENTS, drain_clients, open_clients
+from geworker.transport.runtime import runtime_of
 
 FAST = Backoff(initial=0.05, factor=2.0, max_delay=0.2, jitter=0.0)
 
@@ -449,6 +450,25 @@ def test_cancel_reconnect_stops_a_scheduled_attempt():
     assert conn.wait_closed(0) and not conn.reconnect_pending
     gevent.sleep(0.4)
     assert events.log == ["ConnectRefused"]
+
+
+def test_draining_closes_clients_for_good(upstream):
+    # What a stopping worker does: open clients close, scheduled attempts never start.
+    events = Events()
+    conn = geworker.connect(upstream.url, reconnect=FAST, **events.callbacks())
+    waiting = geworker.connect(f"text://127.0.0.1:{free_port()}", on_error=lambda c, e: None,
+                               reconnect=Backoff(initial=0.2, jitter=0))
+    conn.wait_connected(2)
+    gevent.sleep(0.05)
+    assert waiting.reconnect_pending
+    try:
+        assert drain_clients() == 1
+        assert conn.wait_closed(2) and waiting.wait_closed(1)
+        gevent.sleep(0.4)
+        assert events.log == [("connect", 1, False), "close"]
+        assert waiting.connects == 0 and waiting.failures == 1  # no second attempt
+    finally:
+        runtime_of(CLIENTS).draining = False
 
 
 # -- the back-off ---------------------------------------------------------------------
