@@ -1,7 +1,8 @@
 """geworker: multi-process socket servers from plain synchronous callbacks.
 
 Declare a :class:`Server` in your module and run it with
-``gunicorn -k geworker.Worker module:server``.
+``gunicorn -k geworker.Worker module:server``; open connections of your own
+to other servers with :func:`connect`.
 
 Every public name is loaded on first use: gunicorn's master imports the
 worker class before any monkey patching and never imports the application,
@@ -14,13 +15,22 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import messaging, timers
+    from .client import connect
     from .errors import (
         ConfigurationError,
+        ConnectError,
+        ConnectionClosed,
+        ConnectRefused,
+        ConnectTimeout,
+        DNSError,
         GeworkerError,
+        HandshakeError,
         LocalProtocolError,
         MessageTooLarge,
+        ProxyError,
         RemoteProtocolError,
         SendBufferFull,
+        TLSError,
     )
     from .http.models import Request
     from .http.responses import EventStream, FileResponse, HTTPError, Response
@@ -36,39 +46,56 @@ if TYPE_CHECKING:
     from .registry import register_protocol
     from .server import App, Server
     from .settings import Options
+    from .transport.backoff import Backoff
+    from .transport.client import ClientConnection
     from .transport.connection import Connection, ConnectionState
     from .transport.datagram import DatagramConnection
+    from .transport.udp_client import DatagramClient
+    from .websocket.client_connection import WebSocketClientConnection
     from .worker.worker import Worker
 
 __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "Backoff",
+    "ClientConnection",
     "ConfigurationError",
+    "ConnectError",
+    "ConnectRefused",
+    "ConnectTimeout",
     "Connection",
+    "ConnectionClosed",
     "ConnectionState",
+    "DNSError",
+    "DatagramClient",
     "DatagramConnection",
     "EventStream",
     "FileResponse",
     "FrameProtocol",
     "GeworkerError",
     "HTTPError",
+    "HandshakeError",
     "Listener",
     "LocalProtocolError",
     "MessageTooLarge",
     "Messenger",
     "Options",
     "Protocol",
+    "ProxyError",
     "RawProtocol",
     "RemoteProtocolError",
     "Request",
     "Response",
     "SendBufferFull",
     "Server",
+    "TLSError",
     "TextProtocol",
+    "WebSocketClientConnection",
     "Worker",
     "WorkermanProtocol",
     "__version__",
+    "connect",
     "messaging",
     "register_protocol",
     "timers",
@@ -77,11 +104,20 @@ __all__ = [
 #: public name -> the module that defines it
 _HOMES = {
     "ConfigurationError": ".errors",
+    "ConnectError": ".errors",
+    "ConnectRefused": ".errors",
+    "ConnectTimeout": ".errors",
+    "ConnectionClosed": ".errors",
+    "DNSError": ".errors",
     "GeworkerError": ".errors",
+    "HandshakeError": ".errors",
     "LocalProtocolError": ".errors",
     "MessageTooLarge": ".errors",
+    "ProxyError": ".errors",
     "RemoteProtocolError": ".errors",
     "SendBufferFull": ".errors",
+    "TLSError": ".errors",
+    "connect": ".client",
     "EventStream": ".http.responses",
     "FileResponse": ".http.responses",
     "HTTPError": ".http.responses",
@@ -98,9 +134,13 @@ _HOMES = {
     "App": ".server",
     "Server": ".server",
     "Options": ".settings",
+    "Backoff": ".transport.backoff",
+    "ClientConnection": ".transport.client",
     "Connection": ".transport.connection",
     "ConnectionState": ".transport.connection",
+    "DatagramClient": ".transport.udp_client",
     "DatagramConnection": ".transport.datagram",
+    "WebSocketClientConnection": ".websocket.client_connection",
     "Worker": ".worker.worker",
 }
 

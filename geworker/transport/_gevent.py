@@ -4,8 +4,10 @@ gevent's public API has no way to ask for some things a server kit needs: a
 socket's read watcher (to wait without a pending ``recv``, and to tell what
 a waiting greenlet waits for), the OS socket under the cooperative wrapper
 (to write without waiting), the TLS session of an ``SSLSocket`` (ditto),
-and the hooks of ``StreamServer`` and ``DatagramServer`` that decide when
-to accept, when to close a handled socket, and how to read a datagram.
+a cooperative TLS client socket built on any ``ssl.SSLContext`` (the
+stdlib's in an unpatched script too), and the hooks of ``StreamServer``
+and ``DatagramServer`` that decide when to accept, when to close a handled
+socket, and how to read a datagram.
 
 Each access is a small named function here, and nothing else in geworker
 touches an underscore attribute of a gevent object.
@@ -36,6 +38,7 @@ __all__ = [
     "read_watcher",
     "set_accept_gate",
     "stop_datagram_reads",
+    "tls_client_socket",
     "tls_session",
 ]
 
@@ -70,6 +73,21 @@ def tls_session(sock: Any) -> Any:
     Its ``write`` raises ``SSLWantWriteError`` instead of waiting.
     """
     return getattr(sock, "_sslobj", None)
+
+
+def tls_client_socket(sock: Any, context: Any, server_hostname: str | None) -> Any:
+    """A gevent ``SSLSocket`` for the client side of ``sock``, on ``context``.
+
+    gevent's ``SSLSocket`` takes any ``ssl.SSLContext`` through its private
+    ``_context`` argument; ``context.wrap_socket`` would build a blocking
+    stdlib socket when the context is the stdlib's (an unpatched process).
+    ``sock`` is detached: the TLS socket owns its file descriptor. The
+    handshake is left to the caller (``do_handshake()``).
+    """
+    from gevent.ssl import SSLSocket
+
+    return SSLSocket(sock=sock, server_side=False, server_hostname=server_hostname,
+                     do_handshake_on_connect=False, _context=context)
 
 
 def _leave_open(*args: Any) -> None:

@@ -313,6 +313,28 @@ class Connection(Writer):
             resume.set()
 
     @property
+    def max_send_buffer_size(self) -> int:
+        """Bytes the send queue may hold (the listener's ``max_send_buffer_size``)."""
+        return self.listener.options.max_send_buffer_size
+
+    def pipe(self, dest: Any) -> None:
+        """Forward every message of this connection to ``dest``, with flow control.
+
+        Workerman's ``pipe``: this connection stops reading while ``dest``'s
+        send queue is full and resumes when it drains; when either side
+        closes, the other is closed after its queue is flushed. Two pipes
+        make a proxy: ``conn.pipe(upstream); upstream.pipe(conn)``. See
+        :func:`geworker.transport.pipe.pipe`.
+        """
+        from .pipe import pipe  # (most connections never pipe)
+
+        pipe(self, dest)
+
+    def _use_callbacks(self, callbacks: dict[str, Any]) -> None:
+        """Give this connection callbacks of its own instead of its server's (a pipe)."""
+        self._callbacks = callbacks
+
+    @property
     def is_recv_paused(self) -> bool:
         """True between :meth:`pause_recv` and :meth:`resume_recv`."""
         return self._resume is not None

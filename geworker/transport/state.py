@@ -17,6 +17,18 @@ runs it. A parked connection is as open as an awake one: it sends, receives
 broadcasts and closes, so code that asks "can I still send?" tests
 :attr:`ConnectionState.is_open`, not ``is ConnectionState.OPEN``.
 
+A client connection (``geworker.connect``) follows :data:`CLIENT_TRANSITIONS`:
+the same moves, plus ``CONNECTING`` before ``OPEN`` and the way back from
+``CLOSED`` when it reconnects::
+
+    CONNECTING --> OPEN ... CLOSING --> CLOSED --> CONNECTING   (a reconnect)
+        |                                 ^
+        +---------------------------------+   the attempt failed: no on_close
+
+``on_close`` still runs only on ``CLOSING`` -> ``CLOSED``, once per connection
+that opened; an attempt that fails goes straight from ``CONNECTING`` to
+``CLOSED`` without it (its error goes to ``on_error``).
+
 What the serving greenlet is doing at a given moment (waiting in ``recv``,
 running ``on_message``) and the send side's condition (queued, over the
 buffer limit) are not lifecycle states: they change on every message and
@@ -27,7 +39,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["TRANSITIONS", "ConnectionState"]
+__all__ = ["CLIENT_TRANSITIONS", "TRANSITIONS", "ConnectionState"]
 
 
 class ConnectionState(enum.Enum):
@@ -47,6 +59,8 @@ class ConnectionState(enum.Enum):
     CLOSED = "CLOSED"
     #: The socket was given to another connection (a protocol upgrade); no ``on_close`` here.
     HANDED_OFF = "HANDED_OFF"
+    #: A client connection being established (DNS, TCP, proxy, TLS, WebSocket handshake).
+    CONNECTING = "CONNECTING"
 
     def __init__(self, value: str) -> None:
         #: True in the states where ``send`` and ``close`` still act (OPEN, PARKED).
@@ -62,4 +76,12 @@ TRANSITIONS: dict[ConnectionState, frozenset[ConnectionState]] = {
     _S.CLOSING: frozenset({_S.CLOSED}),
     _S.CLOSED: frozenset(),
     _S.HANDED_OFF: frozenset(),
+    _S.CONNECTING: frozenset(),
+}
+
+#: The moves of a client connection: the server's, plus connecting and reconnecting.
+CLIENT_TRANSITIONS: dict[ConnectionState, frozenset[ConnectionState]] = {
+    **TRANSITIONS,
+    _S.CONNECTING: frozenset({_S.OPEN, _S.CLOSED}),
+    _S.CLOSED: frozenset({_S.CONNECTING}),
 }

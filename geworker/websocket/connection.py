@@ -67,14 +67,22 @@ class WebSocketConnection(Connection):
             self.protocol = WebSocketProtocol.for_listener(listener.options)
         self.upgraded = upgraded
         self.request: WebSocketRequest | None = None
-        callbacks = self._callbacks
-        first, second = (("on_websocket_message", "on_message") if upgraded
-                         else ("on_message", "on_websocket_message"))
-        self._handler = callbacks.get(first) or callbacks.get(second)
+        self._handler = self._message_handler()
         self._early: list[Any] = []
         self._keepalive: Any = None
         self._ping_mark = -1
         self._ws_close_timer: Any = None
+
+    def _message_handler(self) -> Any:
+        """The callback messages go to: ``on_websocket_message`` first if upgraded."""
+        callbacks = self._callbacks
+        first, second = (("on_websocket_message", "on_message") if self.upgraded
+                         else ("on_message", "on_websocket_message"))
+        return callbacks.get(first) or callbacks.get(second)
+
+    def _use_callbacks(self, callbacks: dict[str, Any]) -> None:
+        super()._use_callbacks(callbacks)
+        self._handler = self._message_handler()
 
     # -- public API -------------------------------------------------------
 

@@ -8,7 +8,8 @@ wsproto extension that then compresses and inflates the connection's
 messages.
 
 That extension, :class:`_BoundedDeflate`, is wsproto's ``PerMessageDeflate``
-with a bound: wsproto inflates each received chunk whole, so a small, highly
+with a bound (for both sides: a client offers it with :func:`client_offer`):
+wsproto inflates each received chunk whole, so a small, highly
 compressed frame (a "zip bomb") could expand to gigabytes in memory; here
 inflating stops at ``max_size`` bytes per message and the connection is closed
 with 1009. It reads wsproto's inflate state through
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from wsproto.frame_protocol import FrameDecoder, FrameProtocol
 
-__all__ = ["negotiate", "normalize_offer"]
+__all__ = ["client_offer", "negotiate", "normalize_offer"]
 
 _DEFLATE_FLAGS = ("server_no_context_takeover", "client_no_context_takeover")
 _DEFLATE_BITS = ("server_max_window_bits", "client_max_window_bits")
@@ -96,6 +97,12 @@ def negotiate(offers: Iterable[str], max_size: int) -> tuple[str, PerMessageDefl
     return None
 
 
+def client_offer(max_size: int) -> PerMessageDeflate:
+    """The permessage-deflate extension a client offers, inflating at most ``max_size``
+    bytes per received message (wsproto sends its offer and takes the server's answer)."""
+    return _BoundedDeflate(max_size)
+
+
 class _BoundedDeflate(PerMessageDeflate):
     """wsproto's permessage-deflate, inflating at most ``max_size`` bytes per message.
 
@@ -151,6 +158,8 @@ class _BoundedDeflate(PerMessageDeflate):
         out = self._inflate(_SYNC_TAIL)
         self._inflated = 0
         _wsproto.reset_inbound(self)
-        if self.client_no_context_takeover:
+        # The peer's messages: a client inflates the server's, and the reverse.
+        if (self.server_no_context_takeover if proto.client
+                else self.client_no_context_takeover):
             _wsproto.set_inflater(self, None)
         return out

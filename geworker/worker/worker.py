@@ -22,6 +22,7 @@ import os
 import queue
 import signal
 import socket
+import sys
 import time
 from functools import partial
 from typing import Any
@@ -426,6 +427,10 @@ class Worker(base.Worker):  # type: ignore[misc]
             self._call_hook("on_worker_reload")
         self._call_hook("on_worker_stop")
         timers.cancel_all()
+        if "geworker.transport.client" in sys.modules:  # (the app opened client connections)
+            from ..transport.client import drain_clients
+
+            drain_clients()
         self._parker.stop()
         self._parker_again.stop()
         connections = _OpenConnections(self.runtimes)

@@ -49,7 +49,8 @@ def test_every_doc_block_is_seen():
     # A change to the fence syntax must not turn the test above into one that checks nothing.
     assert len(python_blocks("README.md")) == 1
     assert sum(len(python_blocks(doc)) for doc in ALL_DOCS) >= 8
-    assert {"README.md", "docs/guide.md", "docs/http.md", "docs/websocket.md"} <= set(DOCS)
+    assert {"README.md", "docs/guide.md", "docs/http.md", "docs/websocket.md",
+            "docs/clients.md"} <= set(DOCS)
 
 
 def test_readme_ten_lines_echo(gunicorn):

@@ -3,11 +3,16 @@ to free ports)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 import struct
+import threading
+import time
 
-from conftest import ROOT, LineClient, free_port
+import pytest
+
+from conftest import ROOT, Gunicorn, LineClient, free_port, wait_until
 
 EXAMPLES = ROOT / "examples"
 
@@ -75,3 +80,129 @@ def test_chat_example(gunicorn):
     bob.send("/nick p0")
     line = until(bob, "* p0 is")
     assert line == "* p0 is taken"
+
+
+#: The upstream of the proxy tests: a tcp:// echo that applies backpressure itself.
+ECHO_UPSTREAM = """
+from geworker import Server
+
+server = Server("tcp://127.0.0.1:{port}", name="echo")
+
+
+@server.on_message
+def echo(conn, data):
+    conn.send(data)
+
+
+@server.on_buffer_full
+def full(conn):
+    conn.pause_recv()
+
+
+@server.on_buffer_drain
+def drain(conn):
+    conn.resume_recv()
+"""
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory):
+    """examples/proxy.py under gunicorn, in front of a geworker echo server; its port and pid."""
+    upstream_port, port = free_port(), free_port()
+    tmp = tmp_path_factory.mktemp("proxy")
+    (tmp / "upstream").mkdir()
+    (tmp / "proxy").mkdir()
+    upstream = Gunicorn(tmp / "upstream", ECHO_UPSTREAM.format(port=upstream_port), [], {}, 1)
+    front = Gunicorn(tmp / "proxy", load("proxy.py", p8000=port, p2346=upstream_port), [], {}, 1)
+    try:
+        upstream.wait_ready()
+        front.wait_ready()
+        [worker] = front.worker_pids()
+        yield port, worker
+    finally:
+        front.stop()
+        upstream.stop()
+
+
+def rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+class Sender(threading.Thread):
+    """Sends ``blocks`` numbered 64 KiB blocks on ``sock``, counting the bytes handed over."""
+
+    def __init__(self, sock: socket.socket, blocks: int) -> None:
+        super().__init__(daemon=True)
+        self.sock, self.blocks = sock, blocks
+        self.sent = 0
+        self.digest = hashlib.sha256()
+        self.error: Exception | None = None
+        self.start()
+
+    @staticmethod
+    def block(i: int) -> bytes:
+        return i.to_bytes(8, "big") * 8192
+
+    def run(self) -> None:
+        try:
+            for i in range(self.blocks):
+                data = self.block(i)
+                self.digest.update(data)
+                self.sock.sendall(data)
+                self.sent += len(data)
+        except OSError as exc:
+            self.error = exc
+
+
+def receive(sock: socket.socket, size: int) -> bytes:
+    digest = hashlib.sha256()
+    got = 0
+    while got < size:
+        chunk = sock.recv(1 << 20)
+        assert chunk, f"EOF after {got} of {size} bytes"
+        digest.update(chunk)
+        got += len(chunk)
+    return digest.digest()
+
+
+def test_proxy_example_carries_10_mb_intact(proxy):
+    port, _ = proxy
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        started = time.perf_counter()
+        sender = Sender(sock, 160)  # 160 x 64 KiB = 10 MiB
+        digest = receive(sock, 160 * 65536)
+        elapsed = time.perf_counter() - started
+        sender.join(10)
+        assert sender.error is None and digest == sender.digest.digest()
+    print(f"\n10 MiB through examples/proxy.py and back in {elapsed:.2f}s")
+
+
+def test_proxy_example_pauses_its_upstream_for_a_reader_that_stops(proxy):
+    port, worker = proxy
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as warm:  # imports done
+        warm.sendall(b"warm up")
+        assert warm.recv(100) == b"warm up"
+    baseline = rss(worker)
+    blocks = 2048  # 128 MiB: far more than the kernel buffers on the way can hold
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sender = Sender(sock, blocks)  # ... and nothing is read for now
+
+        def stalled() -> bool:
+            before = sender.sent
+            time.sleep(1.0)
+            return sender.sent == before
+
+        wait_until(stalled, 30, what="the sender to be held back")
+        held = rss(worker) - baseline
+        assert sender.sent < blocks * 65536, "nothing held the sender back"
+        assert held < 24 * 2**20, f"the proxy grew by {held / 2**20:.1f} MiB"
+        stalled_at = sender.sent
+        digest = receive(sock, blocks * 65536)  # reading again: everything, in order
+        sender.join(30)
+        assert sender.error is None and digest == sender.digest.digest()
+    print(f"\nreader stopped: sender held after {stalled_at / 2**20:.1f} MiB; proxy RSS "
+          f"{baseline / 2**20:.1f} MiB -> +{held / 2**20:.1f} MiB")

@@ -89,6 +89,32 @@ def test_tls_session_of_an_ssl_socket(tls_certs):
     other.close()
 
 
+def test_tls_client_socket_on_a_stdlib_context(tls_certs):
+    # The stdlib context of an unpatched script, through gevent's private _context argument.
+    import inspect
+
+    assert "_context" in inspect.signature(gevent.ssl.SSLSocket).parameters, (
+        f"gevent {gevent.__version__}: gevent.ssl.SSLSocket takes no _context argument any "
+        "more (used by geworker.transport._gevent.tls_client_socket)")
+    cert, key, client_context = tls_certs
+    assert type(client_context) is ssl.SSLContext  # the stdlib's, not gevent's
+    server_context = gevent.ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    a, b = gevent.socket.socketpair()
+    server_side = gevent.spawn(server_context.wrap_socket, a, server_side=True)
+    client = _gevent.tls_client_socket(b, client_context, "localhost")
+    try:
+        assert isinstance(client, gevent.ssl.SSLSocket)
+        with gevent.Timeout(2):
+            client.do_handshake()  # cooperative: the server's handshake runs meanwhile
+        tls = server_side.get(timeout=2)
+        tls.sendall(b"verified")
+        assert client.recv(8) == b"verified"
+        tls.close()
+    finally:
+        client.close()
+
+
 def test_stream_server_hooks():
     accepted = gevent.event.Event()
     handled = []
