@@ -22,7 +22,7 @@ import pytest
 import websocket
 
 from conftest import ROOT, free_port, wait_until
-from support.messaging_clients import Client, one_per_worker, spread
+from support.messaging_clients import Client, assert_sends_reach, one_per_worker, spread
 from support.ops import run_cli
 
 APP = (ROOT / "tests" / "apps" / "messaging_app.py").read_text()
@@ -52,17 +52,7 @@ def test_every_send_and_query_works_from_every_worker(gunicorn):
     callers = one_per_worker(clients)
     n = len(clients)
     for caller in callers:
-        # send_to_uid and send_to_client reach a connection on any worker, once.
-        for j, target in enumerate(clients):
-            assert caller.ask(f"to_uid u{j} hello u{j}") == "ok True"
-            assert target.next_push() == f"hello u{j}"
-            assert caller.ask(f"to_client {target.cid} direct") == "ok True"
-            assert target.next_push() == "direct"
-        # send_to_group with exclude: every other member, exactly once.
-        assert caller.ask(f"to_group g1 room {caller.cid}") == "ok True"
-        for c in clients:
-            if c is not caller and clients.index(c) % 2 == 1:
-                assert c.next_push() == f"room {caller.cid}"
+        assert_sends_reach(caller, clients)  # whichever worker each sits on
         # exclude names a client on any worker.
         target = next(c for c in clients if c.pid != caller.pid and clients.index(c) % 2)
         assert caller.ask(f"to_group_except g1 {target.cid} without") == "ok True"

@@ -102,3 +102,20 @@ def one_per_worker(clients: list[Client]) -> list[Client]:
     for c in clients:
         by_pid.setdefault(c.pid, c)
     return list(by_pid.values())
+
+
+def assert_sends_reach(caller: Client, clients: list[Client]) -> None:
+    """From ``caller``: send_to_uid and send_to_client reach each client once, and a
+    send_to_group to ``g1`` (the odd-numbered clients) reaches every member but the caller.
+
+    The clients are bound to uids ``u0``, ``u1``... and the odd ones joined ``g1``.
+    """
+    for j, target in enumerate(clients):
+        assert caller.ask(f"to_uid u{j} hello u{j}") == "ok True"
+        assert target.next_push() == f"hello u{j}"
+        assert caller.ask(f"to_client {target.cid} direct") == "ok True"
+        assert target.next_push() == "direct"
+    assert caller.ask(f"to_group g1 room {caller.cid}") == "ok True"
+    for i, c in enumerate(clients):
+        if c is not caller and i % 2 == 1:
+            assert c.next_push() == f"room {caller.cid}"
