@@ -92,6 +92,8 @@ def test_silent_peers_are_closed_and_talking_ones_kept(hb):
         got = wait_until(lambda: len(closes(events)) >= 2 and closes(events), 5,
                          what="both silent clients closed")
         assert len(got) == 2  # the answering client is still open
+        after = ", ".join(f"{c['t'] - t0:.2f}" for c in got)
+        print(f"\nheartbeat 0.4 s x 2: silent clients closed after {after} s")
         for close in got:
             # closed between (limit - 1) and limit intervals after its last byte, plus slack
             assert 0.4 <= close["t"] - t0 <= 0.8 + 0.5, close["t"] - t0
