@@ -519,10 +519,12 @@ def release_free_memory() -> None:
     global _trim
     if _trim is None:
         import ctypes
-        import ctypes.util
 
+        # The process's own symbols (libc is loaded): no ctypes.util.find_library,
+        # which runs ldconfig in a subprocess, a blocking call this timer callback
+        # cannot make (gevent raised BlockingSwitchOutError there).
         try:
-            _trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+            _trim = ctypes.CDLL(None).malloc_trim
         except (OSError, AttributeError):
             _trim = False
     if _trim:
