@@ -5,10 +5,12 @@
 
       [0:8]    the reload generation: reloads (HUP) the master has started
       [8:16]   the newest generation that has a worker serving
-      [16:...] one connection-count slot (8 bytes) per worker index
+      [16:24]  flags: the master is stopping
+      [24:...] one connection-count slot (8 bytes) per worker index
 
   An old worker told to stop compares generations to tell a reload from a
-  shutdown (and keeps reading UDP until a new worker serves); the balancer
+  shutdown: on a reload it keeps serving until a worker of a newer
+  generation serves, unless the master is stopping. The balancer
   (:mod:`geworker.worker.balance`) reads the other workers' counts.
 * **Worker indexes**: a stable number 0..N-1 per worker of a generation,
   assigned in the master before the fork.
@@ -34,7 +36,9 @@ __all__ = [
     "assign_index",
     "bump_generation",
     "datagram_socket",
+    "mark_master_stopping",
     "mark_serving",
+    "master_stopping",
     "reload_generation",
     "serving_generation",
     "shared_memory",
@@ -43,7 +47,10 @@ __all__ = [
 #: Worker indexes that get a connection-count slot in shared memory.
 WORKER_SLOTS = 1024
 #: Where the connection-count slots start in the shared memory.
-SLOTS_OFFSET = 16
+SLOTS_OFFSET = 24
+
+_FLAGS = slice(16, 24)
+_STOPPING = 2  # the master is shutting down (no reload will complete)
 
 _shared = mmap.mmap(-1, SLOTS_OFFSET + 8 * WORKER_SLOTS)
 _indexes: dict[int, tuple[int, Any]] = {}
@@ -76,6 +83,25 @@ def mark_serving(generation: int) -> None:
 def serving_generation() -> int:
     """The newest generation that has a worker serving."""
     return int.from_bytes(_shared[8:16], "little")
+
+
+def mark_master_stopping() -> None:
+    """Record, in the master, that it is shutting down: old workers stop holding for new ones."""
+    _set_flag(_STOPPING)
+
+
+def master_stopping() -> bool:
+    """True once the master is shutting down."""
+    return bool(_flags() & _STOPPING)
+
+
+def _flags() -> int:
+    return int.from_bytes(_shared[_FLAGS], "little")
+
+
+def _set_flag(flag: int) -> None:
+    if not _flags() & flag:
+        _shared[_FLAGS] = (_flags() | flag).to_bytes(8, "little")
 
 
 def assign_index(worker: Any) -> tuple[int, int]:

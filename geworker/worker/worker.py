@@ -6,11 +6,12 @@ before ``booted`` is set (so a broken app halts gunicorn instead of
 crash-looping), heartbeat with ``notify()``, and drain within
 ``graceful_timeout`` when told to stop. Signal handlers only set state.
 
-Stop sequence (``TERM``, and ``HUP`` for the old workers): stop accepting at
-once, call ``on_worker_reload``/``on_worker_stop``, cancel timers, ask every
+Stop sequence (``TERM``, and ``HUP`` for the old workers): on a reload, keep
+serving until a worker of a newer generation serves; then stop accepting,
+call ``on_worker_reload``/``on_worker_stop``, cancel timers, ask every
 connection to drain (idle ones close now, busy ones after their current
 message), wait up to ``graceful_timeout``, then kill what is left; every
-connection still gets its ``on_close``. ``QUIT``/``INT`` skip the wait.
+connection still gets its ``on_close``. ``QUIT``/``INT`` skip the waits.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import queue
 import signal
 import socket
+import time
 from functools import partial
 from typing import Any
 
@@ -97,6 +99,8 @@ class Worker(base.Worker):  # type: ignore[misc]
         self.stream_servers: list[Any] = []
         self.datagram_servers: list[Any] = []
         self.quick_exit = False
+        #: True while an old worker of a reload keeps serving for the new generation.
+        self.holding = False
         self._stop_event: Any = None
         self.snapshots: SnapshotWriter | None = None
         self.messenger: Any = None
@@ -383,9 +387,37 @@ class Worker(base.Worker):  # type: ignore[misc]
                 self._request_stop(False)
             gevent.sleep(interval)
 
+    def _hold_until_replaced(self) -> None:
+        """On a reload, keep serving until a worker of a newer generation serves.
+
+        gunicorn sends ``TERM`` to the old workers right after forking the
+        new ones. If those cannot boot (the database is down), stopping at
+        once would leave nobody accepting; so an old worker keeps accepting
+        and serving until a newer worker serves, and drains only then. It
+        stops holding at once for a quick stop, or when the master stops
+        or goes away.
+        """
+        import gevent
+
+        def waiting() -> bool:
+            return (not self.quick_exit and shared.serving_generation() <= self.generation
+                    and not shared.master_stopping() and os.getppid() == self.ppid)
+
+        if shared.reload_generation() <= self.generation or not waiting():
+            return
+        self.holding = True
+        started = time.monotonic()
+        self.log.info("geworker: %s keeps serving until a worker of generation %d serves",
+                      self, shared.reload_generation())
+        while waiting():
+            gevent.sleep(0.05)
+        self.holding = False
+        self.log.info("geworker: %s held for %.1f s", self, time.monotonic() - started)
+
     def _stop(self) -> None:
         import gevent
 
+        self._hold_until_replaced()
         for runtime in self.runtimes:
             runtime.draining = True
         # gunicorn may TERM a stopping worker again (TTOU: manage_workers runs
@@ -473,7 +505,8 @@ class Worker(base.Worker):  # type: ignore[misc]
         import gevent
 
         if not self.quick_exit:
-            while shared.serving_generation() < shared.reload_generation() > self.generation:
+            while (shared.serving_generation() < shared.reload_generation() > self.generation
+                   and not shared.master_stopping()):
                 gevent.sleep(0.02)
         for dserver in self.datagram_servers:
             dserver.stop_reading()

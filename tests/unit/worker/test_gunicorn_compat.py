@@ -213,3 +213,32 @@ def test_chain_hook_wraps_once_and_keeps_the_user_hook():
     calls.clear()
     fresh.nworkers_changed(None, 1, None)
     assert calls == [("ours", 1, None)]
+
+
+def test_stop_is_where_every_shutdown_goes_and_no_reload():
+    assert list(inspect.signature(Arbiter.stop).parameters) == ["self", "graceful"], (
+        "Arbiter.stop(self, graceful) changed (install_stop_notice replaces it)")
+    assert "self.stop()" in _source(Arbiter.halt), "Arbiter.halt no longer calls self.stop()"
+    for handler in (Arbiter.handle_int, Arbiter.handle_quit):
+        assert "self.stop(False)" in _source(handler), (
+            f"Arbiter.{handler.__name__} no longer stops through self.stop(False)")
+    assert "self.stop(" not in _source(Arbiter.reload), (
+        "Arbiter.reload now calls stop(): old workers would stop holding on every reload")
+    assert "self.kill_workers(sig)" in _source(Arbiter.stop), (
+        "Arbiter.stop no longer signals the workers itself (after the notice)")
+
+
+def test_stop_notice_runs_before_the_arbiter_stops():
+    cfg = Config()
+    calls = []
+    _gunicorn.install_stop_notice(cfg, lambda: calls.append("notice"))
+
+    class FakeArbiter:
+        def stop(self, graceful=True):
+            calls.append(("stop", graceful))
+
+    arbiter = FakeArbiter()
+    cfg.on_starting(arbiter)
+    arbiter.stop()
+    arbiter.stop(False)
+    assert calls == ["notice", ("stop", True), "notice", ("stop", False)]
