@@ -13,10 +13,13 @@ Every gunicorn instance running geworker has one *run directory*:
 What it holds::
 
     master.json                  master pid, start time, declared listeners,
-                                 reload count, worker exit statuses (master)
+                                 reload count, worker exit statuses, workers
+                                 failing to boot (master)
     workers/<pid>.json           one snapshot per worker, rewritten atomically
                                  on every heartbeat tick, removed at exit
     workers/<pid>.connections.json  written only after a ``connections`` request
+    workers/<pid>.boot.json      why a worker failed to boot (read by the master
+                                 when it reaps it, see geworker.worker.bootretry)
     connections.request          touched by ``geworker connections``
     gunicorn.ctl                 gunicorn's control socket, unless one was configured
     gunicorn.pid, cli.json       when started by the ``geworker`` command

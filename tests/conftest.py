@@ -3,6 +3,12 @@
 The pytest process itself is never monkey-patched: servers run as
 subprocesses (``python -m gunicorn -k geworker.Worker``) and tests talk to
 them with ordinary blocking sockets.
+
+Every server a test starts has its log checked when it is torn down: a
+``Traceback`` in it fails the test (:func:`check_server_log`), since no
+normal start, stop, reload, resize, recycle or disconnect logs one. A test
+that provokes one on purpose says so with ``@pytest.mark.allow_traceback("RuntimeError: boom")``
+(the exception line each provoked traceback ends with).
 """
 
 from __future__ import annotations
@@ -18,12 +24,60 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "allow_traceback(*last_lines): the servers of this test may log tracebacks "
+        "ending with these lines (any traceback without arguments): the test provokes them")
+
+
+def traceback_allowed(request: pytest.FixtureRequest) -> bool | tuple[str, ...]:
+    """What the test's ``allow_traceback`` marker allows (see :func:`check_server_log`)."""
+    marker = request.node.get_closest_marker("allow_traceback")
+    if marker is None:
+        return ()
+    return tuple(marker.args) or True
+
+
+def traceback_ends(text: str) -> list[str]:
+    """The last line (the exception) of each traceback in a log, in order."""
+    ends = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback"):
+            j = i + 1
+            while j < len(lines) and (lines[j].startswith(" ") or not lines[j]):
+                j += 1
+            ends.append(lines[j] if j < len(lines) else "")
+    return ends
+
+
+def check_server_log(text: str, where: str, allowed: bool | Collection[str] = ()) -> None:
+    """Fail the test when a server's log holds a traceback it did not ask for.
+
+    ``allowed``: True for any traceback, else the exception lines (``RuntimeError:
+    boom``) the provoked tracebacks end with. Shows the log around the first other one.
+    """
+    if allowed is True:
+        return
+    expected = tuple(allowed or ())
+    ends = traceback_ends(text)
+    unexpected = [end for end in ends if not end.startswith(expected)] if expected else ends
+    if not unexpected:
+        return
+    at = text.find(f"\n{unexpected[0]}")
+    at = text.rfind("Traceback", 0, at) if at >= 0 else text.find("Traceback")
+    start = text.rfind("\n", 0, max(at - 1500, 0)) + 1
+    pytest.fail(f"{where} logged a traceback ending {unexpected[0]!r} (mark the test "
+                f"allow_traceback if it provokes it on purpose):\n{text[start:at + 3000]}",
+                pytrace=False)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -72,9 +126,11 @@ class Gunicorn:
     """A running ``gunicorn -k geworker.Worker`` with an app written to a temp dir."""
 
     def __init__(self, tmp: Path, source: str, args: list[str], env: dict[str, str],
-                 workers: int, target: str = "app:server") -> None:
+                 workers: int, target: str = "app:server",
+                 allow_traceback: bool | Collection[str] = ()) -> None:
         self.tmp = tmp
         self.workers = workers
+        self.allow_traceback = allow_traceback
         (tmp / "app.py").write_text(textwrap.dedent(source))
         self.log_path = tmp / "gunicorn.log"
         self.log_file = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
@@ -126,16 +182,24 @@ class Gunicorn:
         self.log_file.close()
         return self.proc.returncode
 
+    def check_log(self) -> None:
+        """Fail the test if the log has a traceback (see :func:`check_server_log`)."""
+        check_server_log(self.log(), f"gunicorn (pid {self.pid})", self.allow_traceback)
+
 
 @pytest.fixture
-def gunicorn(tmp_path: Path) -> Iterator:
-    """Factory: ``gunicorn(source, workers=2, args=[...], env={...})`` -> a started Gunicorn."""
+def gunicorn(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator:
+    """Factory: ``gunicorn(source, workers=2, args=[...], env={...})`` -> a started Gunicorn.
+
+    At teardown each is stopped and its log checked for tracebacks.
+    """
     started: list[Gunicorn] = []
+    allowed = traceback_allowed(request)
 
     def start(source: str, workers: int = 2, args: list[str] | None = None,
               env: dict[str, str] | None = None, wait: bool = True,
               target: str = "app:server") -> Gunicorn:
-        g = Gunicorn(tmp_path, source, args or [], env or {}, workers, target)
+        g = Gunicorn(tmp_path, source, args or [], env or {}, workers, target, allowed)
         started.append(g)
         if wait:
             g.wait_ready()
@@ -144,6 +208,8 @@ def gunicorn(tmp_path: Path) -> Iterator:
     yield start
     for g in started:
         g.stop()
+    for g in started:
+        g.check_log()
 
 
 @pytest.fixture(scope="session")

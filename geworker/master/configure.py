@@ -12,7 +12,8 @@ class (``Worker.setup()``, at start and again on every ``HUP``) geworker:
    change under running workers) and warns when the app now declares others;
 4. defaults ``--group`` to the ``--user``'s primary group;
 5. bumps a reload generation shared with the workers, so an old worker told
-   to stop can tell a reload from a shutdown.
+   to stop can tell a reload from a shutdown (and marks the shared memory
+   when the master itself stops).
 
 Then it prepares the run directory, named for the app and its listeners,
 and moves gunicorn's default control socket into it
@@ -144,6 +145,7 @@ def _first_configure(cfg: Any, declared: dict[str, Any]) -> None:
     _state.configured = True
     _state.declared = declared
     _gunicorn.install_halt_once(cfg)
+    _gunicorn.install_stop_notice(cfg, shared.mark_master_stopping)
     if declared["kind"] != "server":
         return  # a plain WSGI app: gunicorn's --bind rules apply
     listeners = declared["listeners"]

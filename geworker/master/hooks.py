@@ -5,7 +5,9 @@ configure, since a reload (``HUP``) re-reads the config and resets them:
 
 * ``child_exit``: name the exit (:func:`classify_exit`), count it in the
   master's record and drop the worker's snapshot (:mod:`~geworker.master.record`),
-  count it in the metrics (:mod:`~geworker.master.metrics`);
+  count it in the metrics (:mod:`~geworker.master.metrics`), record a boot
+  failure for ``geworker status``, and replace a worker of the current
+  generation that gunicorn would not replace (:func:`replace_if_held`);
 * ``nworkers_changed``: record the target number of workers;
 * ``on_reload``: count the reload in the metrics;
 * ``on_exit``: remove the master's record.
@@ -21,10 +23,13 @@ import signal
 import sys
 from typing import Any
 
-from ..worker import _gunicorn
+from ..worker import _gunicorn, bootretry, shared
 from . import metrics, record
 
-__all__ = ["classify_exit", "install"]
+__all__ = ["BOOT_FAILED", "classify_exit", "install", "replace_if_held"]
+
+#: How ``status`` names the exit of a worker that failed to boot and will be retried.
+BOOT_FAILED = "boot failed"
 
 
 def install(cfg: Any) -> None:
@@ -54,19 +59,59 @@ def classify_exit(status: int | None, aborted: bool = False) -> str:
         except ValueError:
             return f"killed by signal {sig}"
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
+    if code == bootretry.BOOT_RETRY_EXIT:
+        return BOOT_FAILED
     return "normal" if code == 0 else f"exit code {code}"
+
+
+def replace_if_held(arbiter: Any, worker: Any) -> None:
+    """Spawn a replacement for ``worker`` (just reaped) when gunicorn would not.
+
+    gunicorn keeps ``-w`` workers, counting the old workers of a reload that
+    still run: while they hold on (see ``Worker._hold_until_replaced``) or
+    drain, a new worker that exits (failed to boot, recycled) is not
+    replaced, and a reload whose new workers fail would never be retried.
+    So when the current generation has fewer than ``-w`` workers and
+    gunicorn counts enough, spawn one now; never while the master stops.
+    """
+    generation = shared.reload_generation()
+    if shared.master_stopping() or getattr(worker, "generation", None) != generation:
+        return
+    workers = _gunicorn.arbiter_workers(arbiter)
+    target = _gunicorn.target_workers(arbiter)
+    current = sum(1 for w in workers if getattr(w, "generation", None) == generation)
+    if len(workers) >= target > current:
+        _gunicorn.spawn_extra_worker(arbiter)
 
 
 def _child_exit(arbiter: Any, worker: Any) -> None:
     label = classify_exit(_gunicorn.caller_wait_status(), bool(worker.aborted))
+    shared.release_index(worker)
     try:
+        failure = _boot_failure(worker) if label == BOOT_FAILED else None
         record.record_exit(worker.pid, label)
+        record.record_boot_failures(failure)
     except Exception as exc:
         print(f"geworker: recording a worker exit failed: {exc}", file=sys.stderr)
     try:
         metrics.count_exit(arbiter, worker, label)
     except Exception as exc:
         print(f"geworker: metrics for a worker exit failed: {exc}", file=sys.stderr)
+    try:
+        replace_if_held(arbiter, worker)  # last: a new worker's process never returns here
+    except Exception as exc:
+        print(f"geworker: replacing a worker failed: {exc}", file=sys.stderr)
+
+
+def _boot_failure(worker: Any) -> dict[str, Any]:
+    """What a worker that failed to boot left for the master, or what the master knows of it."""
+    failure = bootretry.read_failure(worker.pid)
+    if failure is None:  # no run directory, or the worker could not write
+        attempt = shared.boot_failures(worker.generation, worker.index)
+        failure = {"pid": worker.pid, "index": worker.index, "generation": worker.generation,
+                   "reason": "unknown (see the log)", "attempt": attempt,
+                   "retry_in": bootretry.retry_delay(attempt)}
+    return failure
 
 
 def _nworkers_changed(arbiter: Any, new_value: int, old_value: int | None) -> None:

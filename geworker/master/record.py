@@ -3,8 +3,9 @@
 Created at first start together with the run directory (see
 :mod:`geworker.rundir`; its name comes from the app and the addresses it
 listens on), then updated from the master's hooks: reloads
-(``HUP``), the target number of workers (``TTIN``/``TTOU``) and worker exits
-by status; removed when the master exits. ``geworker status`` shows it.
+(``HUP``), the target number of workers (``TTIN``/``TTOU``), worker exits
+by status and the workers that failed to boot and wait to be retried
+(``boot_failures``); removed when the master exits. ``geworker status`` shows it.
 Every function here runs in the master and never raises for a file it
 cannot write: without a run directory ``status`` has no data but the
 server runs.
@@ -27,10 +28,10 @@ from typing import Any
 
 from .. import rundir
 from ..rundir import CONNECTIONS_REQUEST, CONTROL_SOCKET, MASTER_FILE, RUN_DIR_ENV, WORKERS_DIR
-from ..worker import _gunicorn
+from ..worker import _gunicorn, shared
 
-__all__ = ["place_control_socket", "prepare_run_dir", "record_exit", "record_reload",
-           "record_workers", "remove_master_record"]
+__all__ = ["place_control_socket", "prepare_run_dir", "record_boot_failures", "record_exit",
+           "record_reload", "record_workers", "remove_master_record"]
 
 #: The longest path a Unix socket can bind on Linux (``sun_path`` less its NUL).
 MAX_SOCKET_PATH = 107
@@ -88,6 +89,7 @@ def prepare_run_dir(cfg: Any, app_uri: str, declared: dict[str, Any],
         "workers": cfg.workers,
         "reloads": 0,
         "exits": {},
+        "boot_failures": {},
         "user": [cfg.uid, cfg.gid],
     })
     _save_master()
@@ -146,9 +148,38 @@ def record_exit(pid: int, label: str) -> None:
         _save_master()
     path = rundir.run_dir()
     if path is not None:
-        for name in (f"{pid}.json", f"{pid}.connections.json"):
+        for name in (f"{pid}.json", f"{pid}.connections.json", f"{pid}.boot.json"):
             with contextlib.suppress(OSError):
                 (path / WORKERS_DIR / name).unlink()
+
+
+def record_boot_failures(failure: dict[str, Any] | None) -> None:
+    """Keep the boot failure a worker left (see ``worker.bootretry``); forget resolved ones.
+
+    ``boot_failures`` maps a worker index to its latest failure: the
+    generation, the reason, the attempt and ``retry_at`` (when the worker
+    that replaces it boots). An entry goes once a worker at that index served
+    (the shared memory's count for it is back to 0). Called on every worker
+    exit, with ``failure`` None unless the worker failed to boot.
+    """
+    if not _master:
+        return
+    failures: dict[str, Any] = _master.setdefault("boot_failures", {})
+    changed = False
+    if failure is not None:
+        now = time.time()
+        key = str(failure["index"])
+        previous = failures.get(key) or {}
+        same = previous.get("generation") == failure.get("generation")
+        failures[key] = {**failure, "retry_at": now + float(failure.get("retry_in", 0)),
+                         "since": previous.get("since", now) if same else now}
+        changed = True
+    for key, entry in list(failures.items()):
+        if not shared.boot_failures(int(entry.get("generation", 0)), int(entry.get("index", 0))):
+            del failures[key]
+            changed = True
+    if changed:
+        _save_master()
 
 
 def remove_master_record() -> None:

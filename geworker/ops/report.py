@@ -32,8 +32,10 @@ from ..rundir import (
 __all__ = [
     "CONNECTION_COLUMNS",
     "PROCESS_COLUMNS",
+    "boot_failures",
     "collect_connections",
     "collect_status",
+    "format_boot_failures",
     "format_bytes",
     "format_connections",
     "format_duration",
@@ -90,7 +92,28 @@ def collect_status(path: Path, now: float | None = None) -> dict[str, Any] | Non
         "versions": _versions(),
         "workers": workers,
         "summary": _summary(workers),
+        "boot_failures": boot_failures(master, workers, now),
     }
+
+
+def boot_failures(master: dict[str, Any], workers: list[dict[str, Any]],
+                  now: float) -> list[dict[str, Any]]:
+    """The worker indexes whose last boot failed and that no worker serves yet.
+
+    From the master's record (``boot_failures``, see
+    ``geworker.master.record``), less those a live worker of that index and
+    generation (or a newer one) now serves; each with ``next_in``, the
+    seconds until the next attempt boots (0: booting now). Sorted by index.
+    """
+    serving = {(w.get("index"), w.get("generation")) for w in workers if "heartbeat" in w}
+    found = []
+    for entry in (master.get("boot_failures") or {}).values():
+        index, generation = entry.get("index"), int(entry.get("generation", 0))
+        if any(i == index and g is not None and g >= generation for i, g in serving):
+            continue
+        next_in = max(0.0, float(entry.get("retry_at", now)) - now)
+        found.append({**entry, "next_in": round(next_in, 1)})
+    return sorted(found, key=lambda e: e.get("index", 0))
 
 
 def _versions() -> dict[str, str]:
@@ -224,7 +247,9 @@ def format_status(data: dict[str, Any], qps: dict[int, float] | None = None) -> 
         ----GLOBAL STATUS----
         geworker/0.1.0  gunicorn/27.0.1  gevent/26.9.0  Python/3.11.7
         start time: 2026-11-26 14:00:00   uptime: 1h 2m 3s   load average: 0.1, 0.2, 0.3
-        app: app:server   server: echo   workers: 2   processes: 2   reloads: 0
+        app: app:server   server: echo   workers: 2   processes: 2   reloads: 1
+        run dir: /srv/app/.geworker/app-server-49d0cb   master pid: 6518
+        reload failed: on_worker_start raised RuntimeError: database down (attempt 3, next in 4 s)
         exit_status            exit_count
         normal                 2
         ----PROCESS STATUS----
@@ -246,7 +271,8 @@ def format_status(data: dict[str, Any], qps: dict[int, float] | None = None) -> 
              f"   load average: {', '.join(str(x) for x in data['load_average'])}",
              f"app: {master['app']}   server: {master['name']}   workers: {master['workers']}"
              f"   processes: {len(data['workers'])}   reloads: {master['reloads']}",
-             f"run dir: {data['run_dir']}   master pid: {master['pid']}"]
+             f"run dir: {data['run_dir']}   master pid: {master['pid']}",
+             *format_boot_failures(data.get("boot_failures") or [])]
     exits = sorted(master.get("exits", {}).items())
     lines += _table(["exit_status", "exit_count"], [[k, str(n)] for k, n in exits])
     lines.append("----PROCESS STATUS----")
@@ -271,6 +297,29 @@ def format_status(data: dict[str, Any], qps: dict[int, float] | None = None) -> 
     lines += _table(PROCESS_COLUMNS, rows)
     lines += _messaging_lines(data["workers"], s.get("messaging"))
     return "\n".join(lines)
+
+
+def format_boot_failures(failures: list[dict[str, Any]]) -> list[str]:
+    """One line per reason new workers fail to boot with, for example::
+
+        reload failed: on_worker_start raised RuntimeError: database down (attempt 3, next in 4 s)
+
+    ``reload failed`` for the workers of a reload, ``worker boot failed`` for
+    one replacing a worker that died; several workers failing for the same
+    reason share a line, with the highest attempt and the nearest retry.
+    """
+    groups: dict[tuple[bool, str], list[dict[str, Any]]] = {}
+    for f in failures:
+        groups.setdefault((int(f.get("generation", 0)) > 0, str(f.get("reason"))), []).append(f)
+    lines = []
+    for (reload, reason), group in groups.items():
+        attempt = max(int(f.get("attempt", 0)) for f in group)
+        next_in = min(float(f.get("next_in", 0)) for f in group)
+        when = f"next in {next_in:.0f} s" if next_in >= 0.5 else "retrying now"
+        count = f"{len(group)} workers, " if len(group) > 1 else ""
+        lines.append(f"{'reload failed' if reload else 'worker boot failed'}: {reason} "
+                     f"({count}attempt {attempt}, {when})")
+    return lines
 
 
 def _messaging_lines(workers: list[dict[str, Any]], summary: dict[str, Any] | None) -> list[str]:

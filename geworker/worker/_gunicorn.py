@@ -14,6 +14,13 @@ installed gunicorn (``pyproject.toml`` bounds it to the tested major, 27):
   the ``waitpid`` status it does not pass to ``child_exit``.
 * :func:`install_halt_once`: replaces ``arbiter.halt`` and
   ``arbiter.reap_workers`` (``HaltServer`` raised while halting).
+* :func:`install_stop_notice`: replaces ``arbiter.stop``, which every
+  shutdown goes through (``halt()``, ``INT``, ``QUIT``) and a reload never.
+* :func:`spawn_extra_worker`, :func:`arbiter_workers` and
+  :func:`target_workers`: ``Arbiter.spawn_worker()``, ``WORKERS`` (from
+  which ``reap_workers`` pops a worker before ``child_exit``) and
+  ``num_workers``; ``manage_workers`` spawns only while ``WORKERS`` holds
+  fewer than ``num_workers``, old workers that still run included.
 * :func:`chain_hook`, :func:`setting_is_default` and :func:`setting_default`:
   ``cfg.settings[name]`` with its ``get()``, ``value`` and ``default``.
 * that the arbiter reads ``cfg.control_socket`` when it starts its control
@@ -32,8 +39,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["caller_wait_status", "calling_config", "chain_hook", "install_halt_once",
-           "master_signal_queue", "setting_default", "setting_is_default"]
+__all__ = ["arbiter_workers", "caller_wait_status", "calling_config", "chain_hook",
+           "install_halt_once", "install_stop_notice", "master_signal_queue", "setting_default",
+           "setting_is_default", "spawn_extra_worker", "target_workers"]
 
 #: The attribute of a chained hook that holds geworker's functions.
 _CHAIN = "_geworker_hooks"
@@ -152,6 +160,45 @@ def _halt_once(arbiter: Any) -> None:
                 raise
 
     arbiter.halt, arbiter.reap_workers = halt_once, reap_unless_halting
+
+
+def install_stop_notice(cfg: Any, notice: Callable[[], None]) -> None:
+    """Call ``notice()`` in the master when it starts shutting down, before it signals workers.
+
+    gunicorn's graceful stop sends workers the same ``TERM`` as a reload
+    does; the notice lets them tell the two apart. Installed from
+    ``on_starting``, when the arbiter exists.
+    """
+    def install(arbiter: Any) -> None:
+        stop = arbiter.stop
+
+        def stop_with_notice(graceful: bool = True) -> None:
+            notice()
+            stop(graceful)
+
+        arbiter.stop = stop_with_notice
+
+    chain_hook(cfg, "on_starting", install)
+
+
+def arbiter_workers(arbiter: Any) -> list[Any]:
+    """The workers the master runs (old ones still stopping included), as its objects."""
+    return list(arbiter.WORKERS.values())
+
+
+def target_workers(arbiter: Any) -> int:
+    """How many workers the master keeps (``-w``, changed by ``TTIN``/``TTOU``)."""
+    return int(arbiter.num_workers)
+
+
+def spawn_extra_worker(arbiter: Any) -> int:
+    """Fork one more worker now, as ``manage_workers`` would; returns its pid (master side).
+
+    Safe from ``child_exit``: gunicorn has already dropped the reaped worker
+    from ``WORKERS``, and the new worker runs its whole life inside this
+    call in the child process, then exits.
+    """
+    return int(arbiter.spawn_worker())
 
 
 def setting_default(cfg: Any, name: str) -> Any:

@@ -137,7 +137,8 @@ class SnapshotWriter:
             "timers": timers.count(),
             "counters": counters.as_dict(),
             "qps": round(max(qps, 0.0), 1),
-            "state": "idle" if worker.alive else "draining",
+            "state": ("holding" if getattr(worker, "holding", False)
+                      else "idle" if worker.alive else "draining"),
             "messaging": _messaging(worker),
         }
 

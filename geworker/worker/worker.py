@@ -2,15 +2,19 @@
 
 It follows gunicorn's worker contract (``gunicorn.workers.base.Worker``):
 monkey-patch and re-initialise the hub in :meth:`init_process`, load the app
-before ``booted`` is set (so a broken app halts gunicorn instead of
-crash-looping), heartbeat with ``notify()``, and drain within
+before ``booted`` is set, heartbeat with ``notify()``, and drain within
 ``graceful_timeout`` when told to stop. Signal handlers only set state.
 
-Stop sequence (``TERM``, and ``HUP`` for the old workers): stop accepting at
-once, call ``on_worker_reload``/``on_worker_stop``, cancel timers, ask every
+A worker that fails to boot at the very first start halts gunicorn (exit
+code 3) instead of crash-looping; once the instance has been up, it exits
+to be retried with a back-off instead (:mod:`geworker.worker.bootretry`).
+
+Stop sequence (``TERM``, and ``HUP`` for the old workers): on a reload, keep
+serving until a worker of a newer generation serves; then stop accepting,
+call ``on_worker_reload``/``on_worker_stop``, cancel timers, ask every
 connection to drain (idle ones close now, busy ones after their current
 message), wait up to ``graceful_timeout``, then kill what is left; every
-connection still gets its ``on_close``. ``QUIT``/``INT`` skip the wait.
+connection still gets its ``on_close``. ``QUIT``/``INT`` skip the waits.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from ..transport import _gevent, heartbeat
 from ..transport.membership import membership
 from ..transport.runtime import ServerRuntime, runtime_of
 from ..transport.tls import harden, tls_handshake, weaknesses
-from . import _gunicorn, limits, shared
+from . import _gunicorn, bootretry, limits, shared
 from .balance import Balancer
 from .snapshot import SnapshotWriter
 
@@ -104,6 +108,10 @@ class Worker(base.Worker):  # type: ignore[misc]
         self.stream_servers: list[Any] = []
         self.datagram_servers: list[Any] = []
         self.quick_exit = False
+        #: True while an old worker of a reload keeps serving for the new generation.
+        self.holding = False
+        self._serving = False
+        self._boot_stage = "booting"
         self._stop_event: Any = None
         self.snapshots: SnapshotWriter | None = None
         self.messenger: Any = None
@@ -111,7 +119,20 @@ class Worker(base.Worker):  # type: ignore[misc]
     # -- gunicorn contract ------------------------------------------------
 
     def init_process(self) -> None:
-        """Patch the process for gevent, then let gunicorn boot the worker."""
+        """Patch the process for gevent, then let gunicorn boot the worker and run it.
+
+        A failure before the worker serves halts gunicorn at the very first
+        start; once the instance has been up, the worker exits to be retried
+        (:meth:`_boot_failed`).
+        """
+        try:
+            self._boot_and_run()
+        except Exception as exc:
+            if self._serving or not shared.instance_up():
+                raise
+            self._boot_failed(exc)
+
+    def _boot_and_run(self) -> None:
         from gevent import hub, monkey
 
         self._catch_early_stop()
@@ -140,14 +161,19 @@ class Worker(base.Worker):  # type: ignore[misc]
     def load_wsgi(self) -> None:
         """Import the app, match its listeners to the sockets, run ``on_worker_start``.
 
-        Runs before ``booted`` is set: any failure here halts gunicorn with
-        exit code 3 instead of respawning a broken worker forever.
+        Runs before ``booted`` is set: at the very first start any failure
+        here halts gunicorn with exit code 3 instead of respawning a broken
+        worker forever. A worker replacing one that failed to boot first
+        waits its back-off.
         """
+        self._wait_before_retry()
         uri = getattr(self.app, "app_uri", None)
+        self._boot_stage = f"loading {uri or 'the app'}"
         if uri is not None and not self.cfg.paste:
             self.wsgi = load_app(uri)  # one-line errors; a bare module name finds its Server
         else:
             super().load_wsgi()
+        self._boot_stage = "matching the listeners"
         app = self.wsgi
         if isinstance(app, (Server, App)):
             self.servers = servers_of(app)
@@ -159,7 +185,38 @@ class Worker(base.Worker):  # type: ignore[misc]
         self.server = self.servers[0]
         self.runtimes = [runtime_of(server) for server in self.servers]
         self.bindings = self._match_listeners(self.servers)
+        self._boot_stage = "on_worker_start"
         self._call_hook("on_worker_start", propagate=True)
+        self._boot_stage = "starting to serve"
+
+    def _wait_before_retry(self) -> None:
+        """After failed boots at this index, wait the back-off (heartbeating); a stop exits."""
+        failures = shared.boot_failures(self.generation, self.index)
+        if not failures:
+            return
+        deadline = time.monotonic() + bootretry.retry_delay(failures)
+        while (left := deadline - time.monotonic()) > 0:
+            self.notify()
+            if self._stop_event.wait(min(left, 1.0)):
+                self.log.info("geworker: worker %s stopped before its boot attempt %d",
+                              self.pid, failures + 1)
+                sys.exit(0)
+
+    def _boot_failed(self, exc: Exception) -> None:
+        """Log a boot failure once, leave its reason for the master, exit to be retried."""
+        reason = bootretry.describe_failure(exc, self._boot_stage)
+        attempt = shared.count_boot_failure(self.generation, self.index)
+        retry_in = bootretry.retry_delay(attempt)
+        holding = self.generation > shared.serving_generation()  # no worker of ours serves
+        self.log.error("geworker: worker %s (index %s, generation %s) failed to boot: %s "
+                       "(attempt %d, next in %.0f s)%s", self.pid, self.index, self.generation,
+                       reason, attempt, retry_in,
+                       "; the old workers keep serving" if holding else "",
+                       exc_info=attempt == 1)  # the traceback once, the reason every time
+        bootretry.write_failure(self.pid, {
+            "pid": self.pid, "index": self.index, "generation": self.generation,
+            "reason": reason, "attempt": attempt, "retry_in": retry_in, "time": time.time()})
+        sys.exit(bootretry.BOOT_RETRY_EXIT)
 
     def _match_listeners(self, servers: list[Server]) -> list[tuple[Any, Listener, Server]]:
         """Pair each socket gunicorn bound with the declared listener and its server."""
@@ -285,7 +342,8 @@ class Worker(base.Worker):  # type: ignore[misc]
             self.stream_servers.append(acceptor)
         self.datagram_pool = datagram_pool
         self._start_parking()
-        shared.mark_serving(self.generation)
+        self._serving = True
+        shared.mark_serving(self.generation, self.index)
         self.log.info("geworker: worker %s (index %s) serving %s (worker_connections=%d)",
                       self.pid, self.index,
                       " ".join(lnr.url for _, lnr, _ in self.bindings) or "no listener",
@@ -410,9 +468,37 @@ class Worker(base.Worker):  # type: ignore[misc]
                 self._request_stop(False)
             gevent.sleep(interval)
 
+    def _hold_until_replaced(self) -> None:
+        """On a reload, keep serving until a worker of a newer generation serves.
+
+        gunicorn sends ``TERM`` to the old workers right after forking the
+        new ones. If those cannot boot (the database is down), stopping at
+        once would leave nobody accepting; so an old worker keeps accepting
+        and serving until a newer worker serves, and drains only then. It
+        stops holding at once for a quick stop, or when the master stops
+        or goes away.
+        """
+        import gevent
+
+        def waiting() -> bool:
+            return (not self.quick_exit and shared.serving_generation() <= self.generation
+                    and not shared.master_stopping() and os.getppid() == self.ppid)
+
+        if shared.reload_generation() <= self.generation or not waiting():
+            return
+        self.holding = True
+        started = time.monotonic()
+        self.log.info("geworker: %s keeps serving until a worker of generation %d serves",
+                      self, shared.reload_generation())
+        while waiting():
+            gevent.sleep(0.05)
+        self.holding = False
+        self.log.info("geworker: %s held for %.1f s", self, time.monotonic() - started)
+
     def _stop(self) -> None:
         import gevent
 
+        self._hold_until_replaced()
         for runtime in self.runtimes:
             runtime.draining = True
         # gunicorn may TERM a stopping worker again (TTOU: manage_workers runs
@@ -504,7 +590,8 @@ class Worker(base.Worker):  # type: ignore[misc]
         import gevent
 
         if not self.quick_exit:
-            while shared.serving_generation() < shared.reload_generation() > self.generation:
+            while (shared.serving_generation() < shared.reload_generation() > self.generation
+                   and not shared.master_stopping()):
                 gevent.sleep(0.02)
         for dserver in self.datagram_servers:
             dserver.stop_reading()
@@ -550,10 +637,12 @@ def release_free_memory() -> None:
     global _trim
     if _trim is None:
         import ctypes
-        import ctypes.util
 
+        # The process's own symbols (libc is loaded): no ctypes.util.find_library,
+        # which runs ldconfig in a subprocess, a blocking call this timer callback
+        # cannot make (gevent raised BlockingSwitchOutError there).
         try:
-            _trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+            _trim = ctypes.CDLL(None).malloc_trim
         except (OSError, AttributeError):
             _trim = False
     if _trim:

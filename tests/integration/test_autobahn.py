@@ -59,6 +59,7 @@ def echo_url(tmp_path_factory):
         yield g, f"ws://127.0.0.1:{port}"
     finally:
         g.stop()
+    g.check_log()
 
 
 def run_cases(url: str, cases: list[str], timeout: float) -> list:
@@ -118,3 +119,4 @@ def test_kosoku_runner_reports_a_failure(tmp_path):
         assert not result.passed
     finally:
         mute.stop()
+    mute.check_log()

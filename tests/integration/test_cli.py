@@ -10,7 +10,9 @@ import subprocess
 import sys
 import threading
 
-from conftest import ROOT, LineClient, free_port, pid_alive, wait_until
+import pytest
+
+from conftest import ROOT, LineClient, check_server_log, free_port, pid_alive, wait_until
 from support.ops import ECHO_APP, instances, run_cli, wait_pid_gone
 
 __all__ = ["instances"]  # the fixture, imported for pytest
@@ -204,6 +206,7 @@ def test_foreground_start_and_stop(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
         log.close()
+    check_server_log((tmp_path / "fg.log").read_text(errors="replace"), "geworker start")
 
 
 def test_status_live_refresh_shows_qps(instances):
@@ -231,6 +234,8 @@ def test_status_live_refresh_shows_qps(instances):
     assert second["time"] - first["time"] >= 0.9
 
 
+# the first start's on_worker_start raises, with its traceback
+@pytest.mark.allow_traceback('RuntimeError: cannot start on purpose')
 def test_start_d_reports_a_broken_app(instances):
     inst = instances(source=ECHO_APP + "\nraise RuntimeError('cannot start on purpose')\n",
                      port=free_port())

@@ -50,7 +50,10 @@ def srv(tmp_path_factory):
     (root / "inside_link").symlink_to(root / "hello.txt")
     port = free_port()
     g = Gunicorn(tmp, APP, [], {"HTTP_URL": f"http://127.0.0.1:{port}",
-                                "STATIC_ROOT": str(root)}, 2)
+                                "STATIC_ROOT": str(root)}, 2,
+                 # the tests of callback errors provoke these, with their tracebacks
+                 allow_traceback=["RuntimeError: boom",
+                                  "geworker.errors.LocalProtocolError: response header"])
     try:
         g.wait_ready()
         g.port = port
@@ -60,6 +63,7 @@ def srv(tmp_path_factory):
         yield g
     finally:
         g.stop()
+    g.check_log()
 
 
 def client(srv, timeout: float = 5.0) -> http.client.HTTPConnection:

@@ -23,7 +23,15 @@ import pytest
 
 from geworker import rundir
 
-from conftest import ROOT, LineClient, free_port, pid_alive, wait_until
+from conftest import (
+    ROOT,
+    LineClient,
+    check_server_log,
+    free_port,
+    pid_alive,
+    traceback_allowed,
+    wait_until,
+)
 from support.ops import run_cli
 
 APP = """
@@ -109,7 +117,7 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def plain(tmp_path: Path, home: Path) -> Iterator:
+def plain(tmp_path: Path, home: Path, request: pytest.FixtureRequest) -> Iterator:
     """Factory: ``plain(port)`` -> a started Plain in ``tmp_path / "app"``."""
     started: list[Plain] = []
     cwd = tmp_path / "app"
@@ -124,6 +132,8 @@ def plain(tmp_path: Path, home: Path) -> Iterator:
     yield start
     for g in started:
         g.stop()
+    for g in started:
+        check_server_log(g.log(), f"gunicorn (pid {g.pid})", traceback_allowed(request))
 
 
 def control_socket_pid(path: str, home: Path) -> int:

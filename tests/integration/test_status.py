@@ -26,7 +26,7 @@ __all__ = ["instances"]
 
 
 def parse_status(text: str) -> dict:
-    """Parse ``geworker status`` text: global fields, exit table, process rows.
+    """Parse ``geworker status`` text: global fields, boot failures, exit table, process rows.
 
     The command's first line, naming the instance, is skipped when present.
     """
@@ -40,15 +40,20 @@ def parse_status(text: str) -> dict:
         for part in re.split(r" {3}", line):
             key, _, value = part.partition(": ")
             fields[key.strip()] = value.strip()
+    at = 5
+    failures = []
+    while re.match(r"(reload|worker boot) failed: ", lines[at]):
+        failures.append(lines[at])
+        at += 1
     split = lines.index("----PROCESS STATUS----")
-    exit_header, *exit_rows = [re.split(r" {2,}", line) for line in lines[5:split]]
+    exit_header, *exit_rows = [re.split(r" {2,}", line) for line in lines[at:split]]
     assert exit_header == ["exit_status", "exit_count"]
     end = lines.index("----MESSAGING----") if "----MESSAGING----" in lines else len(lines)
     header, *rows = [re.split(r" {2,}", line) for line in lines[split + 1:end]]
     assert header == ops_report.PROCESS_COLUMNS
     processes = [dict(zip(header, row, strict=True)) for row in rows]
     assert processes[-1]["pid"] == "Summary"
-    return {"versions": versions, "fields": fields,
+    return {"versions": versions, "fields": fields, "boot_failures": failures,
             "exits": {k: int(v) for k, v in exit_rows}, "processes": processes[:-1],
             "summary": processes[-1]}
 
@@ -98,6 +103,55 @@ def test_status_text_format_parses_back():
     assert report["summary"]["memory"] == "4.0M"
 
 
+def _failure(index: int, generation: int = 1, **changes) -> dict:
+    entry = {"pid": 200 + index, "index": index, "generation": generation,
+             "reason": "on_worker_start raised RuntimeError: database down", "attempt": 3,
+             "retry_in": 4.0, "time": 1096.0, "retry_at": 1104.2, "since": 1090.0}
+    entry.update(changes)
+    return entry
+
+
+def test_status_shows_the_workers_that_fail_to_boot():
+    data = sample_status()
+    data["master"]["boot_failures"] = {"0": _failure(0), "1": _failure(1, attempt=2,
+                                                                        retry_at=1101.0)}
+    data["boot_failures"] = ops_report.boot_failures(data["master"], data["workers"],
+                                                     data["time"])
+    assert [(f["index"], f["next_in"]) for f in data["boot_failures"]] == [(0, 4.2), (1, 1.0)]
+    report = parse_status(ops_report.format_status(data))
+    assert report["boot_failures"] == [
+        "reload failed: on_worker_start raised RuntimeError: database down "
+        "(2 workers, attempt 3, next in 1 s)"]
+    assert report["exits"] == {"killed by SIGKILL": 1, "normal": 4, "timeout": 1}
+    assert len(report["processes"]) == 3
+
+
+def test_boot_failure_lines():
+    lines = ops_report.format_boot_failures([
+        {**_failure(0), "next_in": 4.0}, {**_failure(1, generation=0), "next_in": 0.2},
+        {**_failure(2, reason="loading app:server raised ImportError: no module named db"),
+         "next_in": 30.0}])
+    assert lines == [
+        "reload failed: on_worker_start raised RuntimeError: database down (attempt 3, "
+        "next in 4 s)",
+        "worker boot failed: on_worker_start raised RuntimeError: database down (attempt 3, "
+        "retrying now)",
+        "reload failed: loading app:server raised ImportError: no module named db (attempt 3, "
+        "next in 30 s)"]
+    assert ops_report.format_boot_failures([]) == []
+
+
+def test_a_boot_failure_ends_once_a_worker_of_its_index_serves():
+    master = {"boot_failures": {"0": _failure(0), "1": _failure(1)}}
+    workers = [snapshot(301, index=0, generation=1), snapshot(302, index=1, generation=0),
+               {"pid": 303, "state": "starting"}]
+    failing = ops_report.boot_failures(master, workers, 1100.0)
+    assert [f["index"] for f in failing] == [1]  # index 1 only has an old worker serving
+    workers[1] = snapshot(302, index=1, generation=2)  # a newer reload's worker serves
+    assert ops_report.boot_failures(master, workers, 1100.0) == []
+    assert ops_report.boot_failures({}, workers, 1100.0) == []
+
+
 def test_live_qps_overrides_snapshot_rate():
     text = ops_report.format_status(sample_status(), qps={101: 40.0, 102: 2.0})
     report = parse_status(text)
@@ -124,6 +178,7 @@ def test_connections_format():
     (signal.SIGKILL, False, "killed by SIGKILL"),
     (signal.SIGSEGV, False, "killed by SIGSEGV"),
     (1 << 8, True, "timeout"),
+    (75 << 8, False, "boot failed"),
     (None, False, "unknown"),
 ])
 def test_classify_exit(raw, aborted, label):

@@ -39,7 +39,9 @@ def start(tmp: Path, gunicorn_factory=None, **ports: int) -> Gunicorn:
     env["CLOSE_LOG"] = str(tmp / "closes.log")
     if gunicorn_factory is not None:
         return gunicorn_factory(APP, env=env)
-    g = Gunicorn(tmp, APP, [], env, 2)
+    # the tests of callback errors provoke these, with their tracebacks
+    g = Gunicorn(tmp, APP, [], env, 2, allow_traceback=[
+        "RuntimeError: boom", "RuntimeError: on_websocket_connect failed"])
     g.wait_ready()
     return g
 
@@ -58,6 +60,7 @@ def srv(tmp_path_factory):
         yield g
     finally:
         g.stop()
+    g.check_log()
 
 
 def raw_handshake(port: int, path: str = "/", extra: bytes = b"") -> tuple[socket.socket, bytes]:

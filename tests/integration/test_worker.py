@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from gunicorn.config import Config
 
-from conftest import ROOT, LineClient, free_port, pid_alive, wait_until
+from conftest import ROOT, LineClient, check_server_log, free_port, pid_alive, wait_until
 
 CORE_APP = (ROOT / "tests" / "apps" / "core_app.py").read_text()
 
@@ -59,6 +59,8 @@ def test_messages_of_one_connection_are_handled_in_order(gunicorn, tmp_path):
     assert [c.recv() for _ in range(4)] == ["slept 0.3", "first", "slept 0.1", "second"]
 
 
+# a callback error is logged with its traceback
+@pytest.mark.allow_traceback('RuntimeError: boom on purpose')
 def test_exception_in_callback_closes_only_that_connection(gunicorn, tmp_path):
     port = free_port()
     g = start_core(gunicorn, tmp_path, f"text://127.0.0.1:{port}", workers=1)
@@ -509,6 +511,7 @@ def test_shipped_gunicorn_conf(tmp_path):
         finally:
             os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
     assert proc.returncode == 0
+    check_server_log(proc.stderr.read(), "gunicorn -c gunicorn_conf.py")
     assert ctl != Config().control_socket  # never the one-per-user default
 
 

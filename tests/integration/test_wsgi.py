@@ -11,6 +11,8 @@ import http.client
 import json
 import socket
 
+import pytest
+
 from conftest import LineClient, free_port
 
 FLASK_APP = """
@@ -83,6 +85,8 @@ def pid():
 
 MOUNTED_APP = FLASK_APP + """
 
+import pytest
+
 from geworker import Server
 
 server = Server("http://127.0.0.1:{http_port}", "text://127.0.0.1:{text_port}")
@@ -136,6 +140,8 @@ def check_flask(port: int) -> None:
     assert status == 200 and body == b"" and r.getheader("Content-Length") == "16"
 
 
+# Flask logs the /boom error with its traceback
+@pytest.mark.allow_traceback('RuntimeError: flask boom')
 def test_plain_wsgi_app_as_gunicorn_app(gunicorn):
     port = free_port()
     g = gunicorn(FLASK_APP, target="app:wsgi_app",
@@ -174,6 +180,8 @@ def test_plain_wsgi_app_as_gunicorn_app(gunicorn):
     assert 'ACCESS "GET /boom HTTP/1.1" 500' in g.log()
 
 
+# Flask logs the /boom error with its traceback
+@pytest.mark.allow_traceback('RuntimeError: flask boom')
 def test_flask_mounted_on_a_geworker_server(gunicorn):
     http_port, text_port = free_port(), free_port()
     g = gunicorn(MOUNTED_APP.replace("{http_port}", str(http_port))

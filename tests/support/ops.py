@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, pid_alive, wait_until
+from conftest import ROOT, check_server_log, pid_alive, traceback_allowed, wait_until
 
 ECHO_APP = """
 import os
@@ -146,8 +146,11 @@ class Instance:
 
 
 @pytest.fixture
-def instances(tmp_path: Path) -> Iterator:
-    """Factory: ``instances(source=ECHO_APP, port=..., subdir="a", env={})`` -> Instance."""
+def instances(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator:
+    """Factory: ``instances(source=ECHO_APP, port=..., subdir="a", env={})`` -> Instance.
+
+    At teardown each is killed and its log checked for tracebacks.
+    """
     made: list[Instance] = []
 
     def make(source: str = ECHO_APP, port: int = 0, subdir: str = "app",
@@ -159,6 +162,8 @@ def instances(tmp_path: Path) -> Iterator:
     yield make
     for inst in made:
         inst.kill()
+    for inst in made:
+        check_server_log(inst.log(), f"the instance in {inst.cwd}", traceback_allowed(request))
 
 
 def wait_pid_gone(pid: int, timeout: float = 10) -> None:

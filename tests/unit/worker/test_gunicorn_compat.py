@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import queue
+import re
 import signal
 
 import gunicorn
@@ -20,7 +21,7 @@ from gunicorn.errors import HaltServer
 from gunicorn.util import get_arity
 from gunicorn.workers import base
 
-from geworker.worker import _gunicorn
+from geworker.worker import _gunicorn, bootretry
 
 HOOKS = {"child_exit": 2, "nworkers_changed": 3, "on_exit": 1, "on_reload": 1,
          "on_starting": 1, "when_ready": 1}
@@ -213,3 +214,74 @@ def test_chain_hook_wraps_once_and_keeps_the_user_hook():
     calls.clear()
     fresh.nworkers_changed(None, 1, None)
     assert calls == [("ours", 1, None)]
+
+
+def test_stop_is_where_every_shutdown_goes_and_no_reload():
+    assert list(inspect.signature(Arbiter.stop).parameters) == ["self", "graceful"], (
+        "Arbiter.stop(self, graceful) changed (install_stop_notice replaces it)")
+    assert "self.stop()" in _source(Arbiter.halt), "Arbiter.halt no longer calls self.stop()"
+    for handler in (Arbiter.handle_int, Arbiter.handle_quit):
+        assert "self.stop(False)" in _source(handler), (
+            f"Arbiter.{handler.__name__} no longer stops through self.stop(False)")
+    assert "self.stop(" not in _source(Arbiter.reload), (
+        "Arbiter.reload now calls stop(): old workers would stop holding on every reload")
+    assert "self.kill_workers(sig)" in _source(Arbiter.stop), (
+        "Arbiter.stop no longer signals the workers itself (after the notice)")
+
+
+def test_stop_notice_runs_before_the_arbiter_stops():
+    cfg = Config()
+    calls = []
+    _gunicorn.install_stop_notice(cfg, lambda: calls.append("notice"))
+
+    class FakeArbiter:
+        def stop(self, graceful=True):
+            calls.append(("stop", graceful))
+
+    arbiter = FakeArbiter()
+    cfg.on_starting(arbiter)
+    arbiter.stop()
+    arbiter.stop(False)
+    assert calls == ["notice", ("stop", True), "notice", ("stop", False)]
+
+
+def test_manage_workers_counts_old_workers_and_reload_terms_them():
+    manage = _source(Arbiter.manage_workers)
+    assert "if len(self.WORKERS) < self.num_workers:" in manage, (
+        "manage_workers no longer spawns only below num_workers (replace_if_held "
+        "spawns what it would not)")
+    assert "self.kill_worker(pid, signal.SIGTERM)" in manage, (
+        "manage_workers no longer TERMs the oldest workers beyond num_workers")
+    reload = _source(Arbiter.reload)
+    assert reload.index("self.spawn_worker()") < reload.index("self.manage_workers()"), (
+        "Arbiter.reload no longer spawns the new workers before stopping the old ones")
+    assert isinstance(inspect.getattr_static(Arbiter, "num_workers"), property)
+
+
+def test_spawn_worker_and_the_workers_table():
+    assert list(inspect.signature(Arbiter.spawn_worker).parameters) == ["self"], (
+        "Arbiter.spawn_worker() takes arguments now (spawn_extra_worker)")
+    spawn = _source(Arbiter.spawn_worker)
+    assert "self.WORKERS[pid] = worker" in spawn and "return pid" in spawn, (
+        "spawn_worker no longer records the worker in WORKERS and returns its pid")
+    assert "except SystemExit:\n            raise" in spawn, (
+        "spawn_worker no longer lets a worker's own exit code through "
+        "(the boot-retry exit would become a boot error)")
+    reap = _source(Arbiter.reap_workers)
+    assert "worker = self.WORKERS.pop(wpid, None)" in reap, (
+        "reap_workers no longer pops the worker from WORKERS")
+    assert reap.index("self.WORKERS.pop(wpid, None)") < reap.index(
+        "self.cfg.child_exit(self, worker)"), (
+        "reap_workers calls child_exit before dropping the worker from WORKERS")
+    halting = re.findall(r"raise HaltServer\(reason, self\.(\w+)\)", reap)
+    assert halting == ["WORKER_BOOT_ERROR", "APP_LOAD_ERROR"], (
+        f"reap_workers now halts on {halting}: check bootretry.BOOT_RETRY_EXIT")
+    assert bootretry.BOOT_RETRY_EXIT not in (Arbiter.WORKER_BOOT_ERROR, Arbiter.APP_LOAD_ERROR)
+
+
+def test_workers_table_accessors_on_an_arbiter():
+    arbiter = Arbiter.__new__(Arbiter)  # no app: only the attributes read
+    arbiter.WORKERS = {11: "a", 12: "b"}
+    arbiter._num_workers = 3
+    assert _gunicorn.arbiter_workers(arbiter) == ["a", "b"]
+    assert _gunicorn.target_workers(arbiter) == 3
