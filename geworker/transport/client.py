@@ -168,6 +168,8 @@ class ClientConnection(Connection, BlockingStyle):
             failed attempt (None once an attempt opens).
     """
 
+    read_backpressure = False  # (see Connection.read_backpressure)
+
     # No __slots__: a __dict__ lets WebSocketClientConnection derive from
     # this class and from WebSocketConnection (whose slots would clash).
 

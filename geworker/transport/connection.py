@@ -158,6 +158,11 @@ class Connection(Writer):
         self._partial_since = 0.0  # when the message being received began (0: none)
         self._hb_missed = -1  # -1: no heartbeat watches it
 
+    #: Whether reading pauses while its own send queue is full (see _wait_for_drain).
+    #: Client connections keep reading: two geworker peers that both paused would
+    #: wait for each other forever; their apps pace them (pipe, pause_recv).
+    read_backpressure = True
+
     #: Whether messaging reaches it (``send_to_uid``, groups, broadcasts):
     #: True for every message protocol, False for plain HTTP connections.
     accepts_messages = True
@@ -577,7 +582,7 @@ class Connection(Writer):
         reads again.
         """
         flusher = self._flusher
-        if flusher is None:
+        if flusher is None or not self.read_backpressure:
             return
         if not self._backpressured:
             self._backpressured = True

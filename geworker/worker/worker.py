@@ -293,7 +293,10 @@ class Worker(base.Worker):  # type: ignore[misc]
 
     def notify(self) -> None:
         """Heartbeat for the master; stop if the master went away."""
-        super().notify()
+        try:
+            super().notify()
+        except (ValueError, OSError):
+            return  # exiting: gunicorn closed the heartbeat file under this greenlet
         if self.ppid != os.getppid() and self.alive:
             self.log.info("geworker: parent changed, shutting down %s", self)
             self._request_stop(False)
