@@ -17,10 +17,22 @@ if TYPE_CHECKING:
     from ..listener import Listener
     from ..server import Server
 
-__all__ = ["MAX_DATAGRAM_SIZE", "DatagramConnection", "DatagramListener"]
+__all__ = ["MAX_DATAGRAM_SIZE", "DatagramConnection", "DatagramListener", "decode_datagram"]
 
 MAX_DATAGRAM_SIZE = 65535
 _ids = itertools.count(1)
+
+
+def decode_datagram(protocol: Any, data: bytes) -> list[Any]:
+    """The messages of one datagram, decoded by ``protocol`` (a fresh one per datagram).
+
+    Raises:
+        RemoteProtocolError: when it is malformed or ends inside a message.
+    """
+    messages = protocol.receive_data(data) if data else [b""]
+    if protocol.has_partial_message:
+        raise RemoteProtocolError("datagram ends inside a message")
+    return messages
 
 
 class DatagramConnection:
@@ -111,9 +123,7 @@ class DatagramListener(DatagramServer):  # type: ignore[misc]
         counters.bytes_in += len(data)
         protocol = listener.protocol.for_listener(listener.options)
         try:
-            messages = protocol.receive_data(data) if data else [b""]
-            if protocol.has_partial_message:
-                raise RemoteProtocolError("datagram ends inside a message")
+            messages = decode_datagram(protocol, data)
         except RemoteProtocolError as exc:
             counters.errors[type(exc).__name__] += 1
             self.log.warning("geworker: dropped a %d-byte datagram from %s on %s: %s",

@@ -40,7 +40,7 @@ from ..stats import counters
 from .blocking import BlockingStyle, Inbox
 from .client import ClientCallback
 from .connection import report_callback_failure
-from .datagram import MAX_DATAGRAM_SIZE
+from .datagram import MAX_DATAGRAM_SIZE, decode_datagram
 from .state import ConnectionState
 
 if TYPE_CHECKING:
@@ -274,11 +274,8 @@ class DatagramClient(BlockingStyle):
     def _handle(self, data: bytes) -> None:
         """One datagram: a fresh protocol decodes it, as on a server."""
         listener = self.listener
-        protocol = listener.protocol.for_listener(listener.options)
         try:
-            messages = protocol.receive_data(data) if data else [b""]
-            if protocol.has_partial_message:
-                raise RemoteProtocolError("datagram ends inside a message")
+            messages = decode_datagram(listener.protocol.for_listener(listener.options), data)
         except RemoteProtocolError as exc:
             counters.errors[type(exc).__name__] += 1
             self.log.warning("geworker: dropped a %d-byte datagram from %s: %s", len(data),
