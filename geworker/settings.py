@@ -125,6 +125,23 @@ class Options:
         "one is answered 431 and the connection closed.",
         default=16 * KiB,
     )
+    http_max_request_line: int = _doc(
+        "HTTP: longest request line (method, target, version) in bytes; a longer "
+        "one is answered 414 and the connection closed. 0: only http_max_head_size "
+        "bounds it. gunicorn's limit_request_line, same default.",
+        default=4094,
+    )
+    http_max_header_fields: int = _doc(
+        "HTTP: most header fields in a request; more are answered 431 and the "
+        "connection closed. 0: no count limit. gunicorn's limit_request_fields.",
+        default=100,
+    )
+    http_max_header_field_size: int = _doc(
+        "HTTP: longest header field (name, value and line end) in bytes; a longer "
+        "one is answered 431 and the connection closed. 0: only http_max_head_size "
+        "bounds it. gunicorn's limit_request_field_size.",
+        default=8190,
+    )
     http_max_body_size: int = _doc(
         "HTTP: largest request body in bytes (declared or received, chunked "
         "included); a bigger one is answered 413 and the connection closed.",
@@ -217,6 +234,10 @@ class Options:
             raise ConfigurationError("close_timeout must not be negative")
         if self.http_max_head_size < 256:
             raise ConfigurationError("http_max_head_size must be at least 256 bytes")
+        for name in ("http_max_request_line", "http_max_header_fields",
+                     "http_max_header_field_size"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{name} must not be negative (0: no limit)")
         if self.http_max_body_size < 0:
             raise ConfigurationError("http_max_body_size must not be negative")
         for name in ("http_head_timeout", "http_body_timeout", "http_keepalive_timeout"):

@@ -75,7 +75,8 @@ from .responses import (
     reason_phrase,
 )
 
-__all__ = ["H11_ENGINE", "HttpPhase", "HttpProtocol", "HttpRequestError", "encode_closing",
+__all__ = ["H11_ENGINE", "HttpPhase", "HttpProtocol", "HttpRequestError", "check_raw_head",
+           "encode_closing",
            "parse_fast", "status_line"]
 
 
@@ -120,6 +121,45 @@ _FAST_HEAD = re.compile(
 #: Headers whose handling the fast parser leaves to h11.
 _SLOW_NAMES = frozenset((b"transfer-encoding", b"upgrade", b"expect"))
 _MAX_LENGTH_DIGITS = 18
+
+# -- what h11 lets through but RFC 9112 and gunicorn refuse ---------------------
+
+#: A bare LF line end, obs-fold (a line starting with SP/HTAB) or a control
+#: character (CR and HTAB aside) anywhere in a head. The fast parser's regex
+#: admits none of these, so only heads parsed by h11 are scanned.
+_LAX_HEAD = re.compile(rb"(?<!\r)\n|\n[ \t]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_HEAD_END = re.compile(rb"\n\r?\n")  # how h11 finds the end of a head
+#: h11 merges repeated identical Content-Length fields and lists ("7, 7") into one.
+_CONTENT_LENGTH_FIELD = re.compile(rb"\ncontent-length[ \t]*:([^\r\n]*)", re.IGNORECASE)
+#: RFC 9110 section 6.5.1: fields a chunked trailer must not carry (framing,
+#: routing, authentication): gunicorn's list.
+_FORBIDDEN_TRAILERS = frozenset((b"host", b"content-length", b"transfer-encoding", b"trailer",
+                                 b"authorization", b"te"))
+
+
+def check_raw_head(head: bytes) -> None:
+    """Refuse the lax syntax h11 accepts in a complete raw request head.
+
+    ``head`` starts with the request line and holds at least the whole head.
+
+    Raises:
+        HttpRequestError: 400 for a bare LF line end, obsolete line folding, a
+            control character, or ``Content-Length`` repeated or in list form
+            (a request-smuggling vector: a proxy may read another length).
+    """
+    end = _HEAD_END.search(head)
+    if end is not None:
+        head = head[:end.end()]
+    bad = _LAX_HEAD.search(head)
+    if bad is not None:
+        found = bad.group()
+        what = ("a bare LF line end" if found == b"\n" else
+                "obsolete line folding" if found[:1] == b"\n" else
+                f"control character {found!r}")
+        raise HttpRequestError(400, f"{what} in the request head")
+    lengths = _CONTENT_LENGTH_FIELD.findall(head)
+    if len(lengths) > 1 or (lengths and b"," in lengths[0]):
+        raise HttpRequestError(400, "Content-Length repeated or in list form")
 
 
 def parse_fast(data: bytes) -> tuple[RequestHead, int, int] | None:
@@ -271,6 +311,10 @@ class HttpProtocol(Protocol):
         self.max_head_size = options.http_max_head_size
         self.max_body_size = options.http_max_body_size
         self.max_requests = options.http_max_requests_per_connection
+        self.max_request_line = options.http_max_request_line or self.max_head_size
+        self.max_fields = options.http_max_header_fields or self.max_head_size
+        self.max_field_size = options.http_max_header_field_size or self.max_head_size
+        self._raw_head: list[bytes] = []  # what h11 was fed of the head it is parsing
         # The h11 parser of the current cycle, None while the fast parser has it.
         self._h11: h11.Connection | None = None
         self._buf: list[bytes] = []  # received, not yet parsed (when _h11 is None)
@@ -317,6 +361,8 @@ class HttpProtocol(Protocol):
                 raise HttpRequestError(413, "too much pipelined data")
             return []
         if conn is not None:
+            if self.phase is HEAD:
+                self._raw_head.append(data)
             conn.receive_data(data)
             return self._parse()
         if self._buf:
@@ -353,6 +399,7 @@ class HttpProtocol(Protocol):
                 return [Request(head, body, self.remote_address, self.keep_alive, False)]
         self.phase = HEAD
         conn = self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
+        self._raw_head = [data]
         conn.receive_data(data)
         return self._parse()
 
@@ -368,19 +415,33 @@ class HttpProtocol(Protocol):
                 elif kind is h11.Request:
                     self._start(event)  # type: ignore[arg-type]
                 elif kind is h11.EndOfMessage:
+                    for name, _ in event.headers:  # type: ignore[union-attr]
+                        if name in _FORBIDDEN_TRAILERS:
+                            raise HttpRequestError(400, f"{name.decode()} in a chunked trailer")
                     return [self._complete()]
                 elif event is h11.NEED_DATA:
-                    if self.phase is HEAD and len(conn.trailing_data[0]) > self.max_head_size:
-                        raise HttpRequestError(431, "request head too large")
+                    if self.phase is HEAD:
+                        self._check_partial_head(conn.trailing_data[0])
                     return []
                 else:  # PAUSED or ConnectionClosed: nothing more to parse this cycle
                     return []
         except h11.RemoteProtocolError as exc:
             raise HttpRequestError(exc.error_status_hint, str(exc)) from None
 
+    def _check_partial_head(self, received: bytes) -> None:
+        """Refuse a head that is already too long before it is complete."""
+        line_limit = self.max_request_line + 2  # and its line end
+        if len(received) > line_limit and b"\n" not in received[:line_limit]:
+            raise HttpRequestError(414, f"request line exceeds "
+                                   f"http_max_request_line={self.max_request_line}")
+        if len(received) > self.max_head_size:
+            raise HttpRequestError(431, "request head too large")
+
     def _start(self, event: h11.Request) -> None:
         """Check a new request head (parsed by h11) and note what it asks for."""
         self._event = event
+        raw, self._raw_head = self._raw_head, []
+        check_raw_head(raw[0] if len(raw) == 1 else b"".join(raw))
         self._check(event.method, event.target, event.http_version, event.headers)
         self.phase = BODY
 
@@ -393,11 +454,28 @@ class HttpProtocol(Protocol):
         length = -1
         chunked = expect = False
         keep_alive = version == b"1.1"
+        # RFC 9112 section 3.2: "*" only with OPTIONS, authority-form only with CONNECT.
+        if target[:1] != b"/" and method != b"CONNECT" and (
+                method != b"OPTIONS" if target == b"*" else b"://" not in target):
+            raise HttpRequestError(400, f"request target {target[:60]!r} does not fit "
+                                   f"{method.decode('latin-1')}")
         # h11 only bounds incomplete heads; a complete one that came in a single
         # read is measured here (close to its wire size).
         size = len(method) + len(target) + 12
+        if size - 2 > self.max_request_line:
+            raise HttpRequestError(414, f"request line of {size - 2} bytes exceeds "
+                                   f"http_max_request_line={self.max_request_line}")
+        if len(headers) > self.max_fields:  # type: ignore[arg-type]
+            raise HttpRequestError(431, f"more than http_max_header_fields={self.max_fields} "
+                                   "header fields")
+        content_types = 0
+        field_limit = self.max_field_size
         for name, value in headers:
-            size += len(name) + len(value) + 4
+            field_size = len(name) + len(value) + 4
+            if field_size > field_limit:
+                raise HttpRequestError(431, f"a header field of {field_size} bytes exceeds "
+                                       f"http_max_header_field_size={field_limit}")
+            size += field_size
             if name == b"content-length":
                 length = int(value)
             elif name == b"transfer-encoding":
@@ -412,6 +490,10 @@ class HttpProtocol(Protocol):
                 expect = value.lower() == b"100-continue"
             elif name == b"upgrade":
                 self._websocket = b"websocket" in value.lower()
+            elif name == b"content-type":
+                content_types += 1
+        if content_types > 1:  # RFC 9110 section 5.3: a singleton field (h11 refuses two Hosts)
+            raise HttpRequestError(400, "Content-Type repeated")
         if size > self.max_head_size:
             raise HttpRequestError(431, f"request head of {size} bytes exceeds "
                             f"http_max_head_size={self.max_head_size}")

@@ -25,7 +25,8 @@ def server_for_wsgi_app(app: WSGIApp, addresses: Sequence[Any], cfg: Any = None)
         app: the WSGI application.
         addresses: gunicorn's parsed binds (``(host, port)`` or a unix path).
         cfg: gunicorn's config; ``keepalive`` sets ``http_keepalive_timeout``
-            (0 disables keep-alive), ``workers`` the ``wsgi.multiprocess`` flag,
+            (0 disables keep-alive), ``limit_request_line``/``_fields``/``_field_size``
+            the HTTP head limits, ``workers`` the ``wsgi.multiprocess`` flag,
             and ``certfile``/``keyfile`` make the TCP listeners ``https://``.
     """
     options: dict[str, Any] = {}
@@ -34,6 +35,10 @@ def server_for_wsgi_app(app: WSGIApp, addresses: Sequence[Any], cfg: Any = None)
     scheme = "https" if cfg is not None and cfg.certfile and cfg.keyfile else "http"
     if cfg is not None:
         multiprocess = cfg.workers > 1
+        # gunicorn's request limits, with its meaning of 0 (and of <= 0 for the field count).
+        options["http_max_request_line"] = max(cfg.limit_request_line, 0)
+        options["http_max_header_fields"] = max(cfg.limit_request_fields, 0)
+        options["http_max_header_field_size"] = max(cfg.limit_request_field_size, 0)
         if cfg.keepalive and cfg.keepalive > 0:
             options["http_keepalive_timeout"] = float(cfg.keepalive)
         else:

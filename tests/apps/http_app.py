@@ -41,6 +41,8 @@ def handle(conn, req):
         conn.send(static.response(req))
     elif path == "/":
         conn.send("hello")
+    elif req.target == "*":  # OPTIONS * (the parser refuses "*" with other methods)
+        conn.send(Response(b"", status=204, headers={"Allow": "GET, POST, OPTIONS"}))
     elif path == "/pid":
         conn.send(str(os.getpid()))
     elif path == "/info":

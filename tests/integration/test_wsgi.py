@@ -215,3 +215,26 @@ def test_plain_wsgi_app_over_tls_with_gunicorn_certfile(gunicorn, tmp_path):
     r = c.getresponse()
     assert r.status == 200 and json.loads(r.read())["scheme"] == "https"
     c.close()
+
+
+def test_plain_wsgi_app_takes_gunicorns_request_limits(gunicorn):
+    port = free_port()
+    gunicorn("def app(environ, start_response):\n"
+             "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+             "    return [b'ok']\n", target="app:app",
+             workers=1, args=["--bind", f"127.0.0.1:{port}", "--limit-request-line", "100",
+                   "--limit-request-fields", "4", "--limit-request-field_size", "50"])
+
+    def status(path: str, headers: dict) -> int:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", path, headers=headers)
+        answer = c.getresponse().status
+        c.close()
+        return answer
+
+    assert status("/" + "a" * 60, {}) == 200
+    assert status("/" + "a" * 100, {}) == 414  # the default (4094) would take it
+    assert status("/", {"X-1": "1", "X-2": "2"}) == 200  # with Host and Accept-Encoding
+    assert status("/", {"X-1": "1", "X-2": "2", "X-3": "3"}) == 431
+    assert status("/", {"X-1": "v" * 44}) == 431  # 3 + 2 + 44 + 2 > 50
+    assert status("/", {"X-1": "v" * 43}) == 200

@@ -378,3 +378,42 @@ def test_large_fast_parsed_body_is_spilled_like_h11s() -> None:
             assert not isinstance(req._body, bytes), fast  # in a temporary file
             assert req.body == body
             req.close()
+
+
+def protocol_verdict(data: bytes, chunk: int) -> int | None:
+    """The status HttpProtocol gives ``data`` fed in ``chunk``-byte pieces: 200 for a
+    request, the error status, or None while it waits for more (the server's 408)."""
+    proto = HttpProtocol()
+    try:
+        for i in range(0, len(data), chunk):
+            if proto.receive_data(data[i:i + chunk]):
+                return 200
+    except HttpRequestError as exc:
+        return exc.status
+    return None
+
+
+@pytest.mark.parametrize("name", _corpus())
+def test_corpus_status_at_the_protocol(name: str) -> None:
+    # The same verdict the integration test asks of a real server, without sockets.
+    expected = int(name.rsplit(".", 2)[1])
+    text = (CORPUS / name).read_bytes().replace(b"\n", b"\r\n")
+    data = codecs.escape_decode(text)[0]
+    for chunk in (1 << 20, 7, 1):
+        verdict = protocol_verdict(data, chunk)
+        want = None if expected == 408 else 200 if expected < 400 else expected
+        assert verdict == want, (name, chunk)
+
+
+@pytest.mark.parametrize("limit,value,status", [
+    ("http_max_request_line", 0, 200), ("http_max_header_fields", 0, 200),
+    ("http_max_header_field_size", 0, 200)])
+def test_gunicorn_limits_can_be_lifted(limit: str, value: int, status: int) -> None:
+    big = {"http_max_request_line": b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: h\r\n\r\n",
+           "http_max_header_fields": b"GET / HTTP/1.1\r\nHost: h\r\n"
+           + b"".join(b"X-%d: v\r\n" % i for i in range(200)) + b"\r\n",
+           "http_max_header_field_size": b"GET / HTTP/1.1\r\nHost: h\r\nX: "
+           + b"v" * 9000 + b"\r\n\r\n"}[limit]
+    assert protocol_verdict(big, 1 << 20) in (414, 431)
+    proto = HttpProtocol(Options(**{limit: value}))
+    assert len(proto.receive_data(big)) == 1
