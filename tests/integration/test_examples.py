@@ -1,20 +1,33 @@
-"""The shipped examples start and answer (real gunicorn, the example's own addresses rewritten
-to free ports)."""
+"""The shipped examples start and answer (real gunicorn).
+
+An example started by :func:`running` is run with the command its module docstring gives
+(:func:`documented`), its addresses moved to free ports through the environment variables it
+reads; older ones have their addresses rewritten in a copy of their source (:func:`load`).
+"""
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import hashlib
 import re
+import shlex
 import socket
 import struct
 import threading
 import time
+from collections.abc import Collection, Iterator
+from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, Gunicorn, LineClient, free_port, wait_until
 
 EXAMPLES = ROOT / "examples"
+#: What an example's docstring gives to run it: ``VAR=value ... gunicorn|flask|python -...``.
+COMMAND = re.compile(r"(?:^|\s)((?:[A-Z][A-Z0-9_]*=\S+\s+)*(?:gunicorn|flask|python)\s+-.*)$")
+#: Modules of examples/ that are helpers of an example, not run themselves.
+HELPERS = {"push/common.py"}
 
 
 def load(name: str, **ports: int) -> str:
@@ -22,6 +35,50 @@ def load(name: str, **ports: int) -> str:
     for old, new in ports.items():
         source = re.sub(rf"127\.0\.0\.1:{old[1:]}\b", f"127.0.0.1:{new}", source)
     return source
+
+
+def documented(name: str) -> tuple[dict[str, str], list[str]]:
+    """The command in the module docstring of ``examples/NAME``: its settings and its words."""
+    doc = ast.get_docstring(ast.parse((EXAMPLES / name).read_text())) or ""
+    for line in doc.splitlines():
+        found = COMMAND.search(line.strip())
+        if found:
+            words = shlex.split(found.group(1))
+            settings = {}
+            while "=" in words[0]:
+                key, _, value = words.pop(0).partition("=")
+                settings[key] = value
+            return settings, words
+    raise AssertionError(f"examples/{name}: no command in its docstring")
+
+
+def test_every_example_says_how_to_run_it():
+    names = {str(p.relative_to(EXAMPLES)) for p in EXAMPLES.rglob("*.py")}
+    assert {"proxy.py"} <= names
+    for name in sorted(names - HELPERS):
+        _, words = documented(name)
+        module = "examples." + name.removesuffix(".py").replace("/", ".")
+        assert module in " ".join(words), f"examples/{name}: its command runs {words}"
+
+
+@contextlib.contextmanager
+def running(tmp: Path, name: str, env: dict[str, str],
+            allow_traceback: bool | Collection[str] = ()) -> Iterator[Gunicorn]:
+    """``examples/NAME`` under gunicorn as its docstring says, in ``tmp``, with ``env`` added.
+
+    Waits until every worker serves; at the end stops it and checks its log.
+    """
+    settings, words = documented(name)
+    assert words[:3] == ["gunicorn", "-k", "geworker.Worker"], words
+    workers = int(words[words.index("-w") + 1]) if "-w" in words else 1
+    g = Gunicorn(tmp, None, [], {**settings, **env}, workers, argv=words[1:],
+                 allow_traceback=allow_traceback)
+    try:
+        g.wait_ready()
+        yield g
+    finally:
+        g.stop()
+    g.check_log()
 
 
 def test_frame_example(gunicorn):
@@ -113,14 +170,13 @@ def proxy(tmp_path_factory):
     (tmp / "upstream").mkdir()
     (tmp / "proxy").mkdir()
     upstream = Gunicorn(tmp / "upstream", ECHO_UPSTREAM.format(port=upstream_port), [], {}, 1)
-    front = Gunicorn(tmp / "proxy", load("proxy.py", p8000=port, p2346=upstream_port), [], {}, 1)
+    env = {"PROXY_ADDRESS": f"127.0.0.1:{port}", "PROXY_UPSTREAM": f"tcp://127.0.0.1:{upstream_port}"}
     try:
         upstream.wait_ready()
-        front.wait_ready()
-        [worker] = front.worker_pids()
-        yield port, worker
+        with running(tmp / "proxy", "proxy.py", env) as front:
+            [worker] = front.worker_pids()
+            yield port, worker
     finally:
-        front.stop()
         upstream.stop()
 
 
