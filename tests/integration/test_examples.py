@@ -10,18 +10,26 @@ from __future__ import annotations
 import ast
 import contextlib
 import hashlib
+import hmac
+import http.client
+import json
+import os
 import re
 import shlex
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import pytest
+import websocket
 
 from conftest import ROOT, Gunicorn, LineClient, free_port, wait_until
+from support.ops import run_cli
 
 EXAMPLES = ROOT / "examples"
 #: What an example's docstring gives to run it: ``VAR=value ... gunicorn|flask|python -...``.
@@ -54,7 +62,7 @@ def documented(name: str) -> tuple[dict[str, str], list[str]]:
 
 def test_every_example_says_how_to_run_it():
     names = {str(p.relative_to(EXAMPLES)) for p in EXAMPLES.rglob("*.py")}
-    assert {"proxy.py"} <= names
+    assert {"proxy.py", "push/app.py", "push/website.py"} <= names
     for name in sorted(names - HELPERS):
         _, words = documented(name)
         module = "examples." + name.removesuffix(".py").replace("/", ".")
@@ -262,3 +270,176 @@ def test_proxy_example_pauses_its_upstream_for_a_reader_that_stops(proxy):
         assert sender.error is None and digest == sender.digest.digest()
     print(f"\nreader stopped: sender held after {stalled_at / 2**20:.1f} MiB; proxy RSS "
           f"{baseline / 2**20:.1f} MiB -> +{held / 2**20:.1f} MiB")
+
+
+# -- examples/push/ -----------------------------------------------------------------------
+
+
+class Push:
+    """examples/push/app.py running in ``tmp`` on ``port``, with its documented secret."""
+
+    def __init__(self, tmp: Path, port: int, secret: str) -> None:
+        self.tmp, self.port, self.secret = tmp, port, secret
+
+    def http(self, method: str, path: str, body: bytes = b"",
+             secret: str | None = None) -> tuple[int, dict]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            headers = {} if secret is None else {"X-Push-Secret": secret}
+            conn.request(method, path, body=body, headers=headers)
+            answer = conn.getresponse()
+            return answer.status, json.loads(answer.read())
+        finally:
+            conn.close()
+
+    def push(self, uid: str, message, secret: str | None = None) -> tuple[int, dict]:
+        body = json.dumps({"uid": uid, "message": message}).encode()
+        return self.http("POST", "/push", body, self.secret if secret is None else secret)
+
+    def token(self, uid: str) -> str:
+        status, body = self.http("GET", f"/token?uid={uid}", secret=self.secret)
+        assert status == 200, body
+        return body["token"]
+
+    def socket(self) -> websocket.WebSocket:
+        return websocket.create_connection(f"ws://127.0.0.1:{self.port}/ws", timeout=10)
+
+    def bind(self, uid: str) -> tuple[websocket.WebSocket, str]:
+        """A WebSocket bound to ``uid`` with a token from ``GET /token``, and its client id."""
+        ws = self.socket()
+        ws.send(self.token(uid))
+        answer = json.loads(ws.recv())
+        assert answer["bound"] == uid, answer
+        return ws, answer["client_id"]
+
+
+def signed(uid: str, expires: int, secret: str) -> str:
+    """A token in the documented form, signed here (with the right secret or not)."""
+    signature = hmac.new(secret.encode(), f"{uid}:{expires}".encode(), hashlib.sha256)
+    return f"{uid}:{expires}:{signature.hexdigest()}"
+
+
+def close_frame(ws: websocket.WebSocket) -> tuple[int, str]:
+    """The code and reason of the close frame the server sends next."""
+    opcode, data = ws.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE, (opcode, data)
+    return struct.unpack("!H", data[:2])[0], data[2:].decode()
+
+
+@pytest.fixture(scope="module")
+def push(tmp_path_factory):
+    tmp, port = tmp_path_factory.mktemp("push"), free_port()
+    settings, _ = documented("push/app.py")
+    with running(tmp, "push/app.py", {"PUSH_ADDRESS": f"127.0.0.1:{port}"}):
+        yield Push(tmp, port, settings["PUSH_SECRET"])
+
+
+def test_push_reaches_a_uid_on_each_of_the_4_workers(push):
+    held, spare = {}, []  # worker node (first 12 hex of a client id) -> (uid, socket)
+    for i in range(40):
+        ws, client_id = push.bind(f"user{i}")
+        if client_id[:12] in held:
+            spare.append(ws)
+        else:
+            held[client_id[:12]] = (f"user{i}", ws)
+        if len(held) == 4:
+            break
+    assert len(held) == 4, f"bound uids on {len(held)} workers only"
+    for ws in spare:
+        ws.close()
+
+    def one_uid_per_worker():  # what `geworker status --json` says each worker holds
+        out = run_cli(push.tmp, "status", "--json")
+        assert out.returncode == 0, out.stderr
+        workers = json.loads(out.stdout)["workers"]
+        return [w.get("messaging", {}).get("uids") for w in workers] == [1, 1, 1, 1]
+
+    wait_until(one_uid_per_worker, 15, interval=0.2, what="one bound uid in each worker")
+    for uid, ws in held.values():
+        assert push.push(uid, {"for": uid}) == (200, {"delivered": 1})
+        assert json.loads(ws.recv()) == {"message": {"for": uid}}
+    # A uid with two connections (a phone and a laptop) gets it on both.
+    uid, first = next(iter(held.values()))
+    second, _ = push.bind(uid)
+    assert push.push(uid, "twice") == (200, {"delivered": 2})
+    assert json.loads(first.recv()) == json.loads(second.recv()) == {"message": "twice"}
+    for _, ws in held.values():
+        ws.close()
+    second.close()
+
+
+def test_push_answers_401_404_and_400(push):
+    ws, _ = push.bind("carol")
+    assert push.push("carol", "hi", secret="wrong") == (401, {"error": "wrong or missing "
+                                                              "X-Push-Secret"})
+    status, _ = push.http("POST", "/push", json.dumps({"uid": "carol", "message": 1}).encode())
+    assert status == 401  # no secret at all
+    assert push.http("GET", "/token?uid=carol")[0] == 401
+    assert push.push("nobody-here", "hi") == (404, {"delivered": 0})
+    assert push.http("POST", "/push", b'{"uid": "carol", ', push.secret)[0] == 400
+    assert push.http("POST", "/push", b'{"uid": 1, "message": 2}', push.secret)[0] == 400
+    assert push.http("POST", "/push", b'["carol", "hi"]', push.secret)[0] == 400
+    ws.settimeout(0.3)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        ws.recv()  # none of them was delivered
+    ws.close()
+
+
+def test_push_refuses_to_bind_with_a_forged_expired_or_borrowed_token(push):
+    later = int(time.time()) + 600
+    alice = push.token("alice")
+    _, expires, signature = alice.split(":")
+    refused = {
+        signed("alice", later, "not the secret"): "bad token signature",
+        f"mallory:{expires}:{signature}": "bad token signature",  # alice's signature
+        signed("alice", int(time.time()) - 1, push.secret): "token expired",
+        "alice": "malformed token",
+    }
+    for token, reason in refused.items():
+        ws = push.socket()
+        ws.send(token)
+        assert close_frame(ws) == (1008, reason), token
+        ws.close()
+    assert push.push("mallory", "x") == (404, {"delivered": 0})
+    ws, _ = push.bind("alice")  # the real one binds
+    ws.close()
+
+
+def test_a_flask_app_in_another_process_pushes_through_the_messenger(push):
+    _, words = documented("push/website.py")
+    assert words[0] == "flask"
+    port = free_port()
+    words[words.index("--port") + 1] = str(port)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    log = open(push.tmp / "flask.log", "wb")  # noqa: SIM115 (closed below)
+    flask = subprocess.Popen([sys.executable, "-m", *words], cwd=push.tmp, env=env,
+                             stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: flask.poll() is None and connectable(port), 20,
+                   what=f"the Flask app\n{(push.tmp / 'flask.log').read_text()}")
+        ws, _ = push.bind("dave")
+
+        def notify(uid: str) -> tuple[int, dict]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("POST", "/notify", json.dumps({"uid": uid, "message": "shipped"}),
+                         {"Content-Type": "application/json"})
+            answer = conn.getresponse()
+            result = answer.status, json.loads(answer.read())
+            conn.close()
+            return result
+
+        assert notify("dave") == (200, {"delivered": 1})
+        assert json.loads(ws.recv()) == {"message": "shipped"}
+        assert notify("erin") == (404, {"delivered": 0})
+        ws.close()
+    finally:
+        flask.terminate()
+        flask.wait(10)
+        log.close()
+    assert "Traceback" not in (push.tmp / "flask.log").read_text()
+
+
+def connectable(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
