@@ -62,7 +62,7 @@ def documented(name: str) -> tuple[dict[str, str], list[str]]:
 
 def test_every_example_says_how_to_run_it():
     names = {str(p.relative_to(EXAMPLES)) for p in EXAMPLES.rglob("*.py")}
-    assert {"proxy.py", "push/app.py", "push/website.py"} <= names
+    assert {"jsonrpc.py", "jsonrpc_client.py", "proxy.py", "push/app.py"} <= names
     for name in sorted(names - HELPERS):
         _, words = documented(name)
         module = "examples." + name.removesuffix(".py").replace("/", ".")
@@ -443,3 +443,125 @@ def connectable(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# -- examples/jsonrpc.py ----------------------------------------------------------------------
+
+#: The examples of section 7 of the JSON-RPC 2.0 specification: (request, answer or None).
+#: The spec writes some on several lines; here each is one line, as the example reads them.
+SPEC_EXAMPLES = [
+    # positional parameters
+    ('{"jsonrpc": "2.0", "method": "subtract", "params": [42, 23], "id": 1}',
+     {"jsonrpc": "2.0", "result": 19, "id": 1}),
+    ('{"jsonrpc": "2.0", "method": "subtract", "params": [23, 42], "id": 2}',
+     {"jsonrpc": "2.0", "result": -19, "id": 2}),
+    # named parameters
+    ('{"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, '
+     '"id": 3}', {"jsonrpc": "2.0", "result": 19, "id": 3}),
+    ('{"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, '
+     '"id": 4}', {"jsonrpc": "2.0", "result": 19, "id": 4}),
+    # notifications
+    ('{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}', None),
+    ('{"jsonrpc": "2.0", "method": "foobar"}', None),
+    # a method that does not exist
+    ('{"jsonrpc": "2.0", "method": "foobar", "id": "1"}',
+     {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "1"}),
+    # invalid JSON
+    ('{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]',
+     {"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None}),
+    # an invalid Request object
+    ('{"jsonrpc": "2.0", "method": 1, "params": "bar"}',
+     {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": None}),
+    # a batch that is invalid JSON
+    ('[{"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"}, '
+     '{"jsonrpc": "2.0", "method"]',
+     {"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None}),
+    # an empty array
+    ("[]", {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"},
+            "id": None}),
+    # an invalid batch, not empty
+    ("[1]", [{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"},
+              "id": None}]),
+    ("[1,2,3]", [{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"},
+                  "id": None}] * 3),
+    # a batch
+    ('[{"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"}, '
+     '{"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}, '
+     '{"jsonrpc": "2.0", "method": "subtract", "params": [42,23], "id": "2"}, '
+     '{"foo": "boo"}, '
+     '{"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": "5"}, '
+     '{"jsonrpc": "2.0", "method": "get_data", "id": "9"}]',
+     [{"jsonrpc": "2.0", "result": 7, "id": "1"},
+      {"jsonrpc": "2.0", "result": 19, "id": "2"},
+      {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": None},
+      {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "5"},
+      {"jsonrpc": "2.0", "result": ["hello", 5], "id": "9"}]),
+    # a batch of notifications only: nothing is returned
+    ('[{"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]}, '
+     '{"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}]', None),
+]
+
+
+def unordered(answer):
+    """A batch's answers in a canonical order (the spec lets a server answer in any)."""
+    if isinstance(answer, list):
+        return sorted(json.dumps(a, sort_keys=True) for a in answer)
+    return answer
+
+
+@pytest.fixture(scope="module")
+def jsonrpc(tmp_path_factory):
+    tmp, port = tmp_path_factory.mktemp("jsonrpc"), free_port()
+    # divide(1, 0) below raises in the method on purpose: its traceback is logged.
+    with running(tmp, "jsonrpc.py", {"JSONRPC_ADDRESS": f"127.0.0.1:{port}"},
+                 allow_traceback=["ZeroDivisionError: division by zero"]):
+        yield tmp, port
+
+
+def test_jsonrpc_answers_the_examples_of_the_spec(jsonrpc):
+    _, port = jsonrpc
+    client = LineClient(port)
+    for request, expected in SPEC_EXAMPLES:
+        client.send(request)
+        if expected is not None:
+            assert unordered(json.loads(client.recv())) == unordered(expected), request
+    # Nothing answered the notifications: the next line answers the next request.
+    last = '{"jsonrpc": "2.0", "method": "get_data", "id": "last"}'
+    assert json.loads(client.request(last)) == {"jsonrpc": "2.0", "result": ["hello", 5],
+                                                "id": "last"}
+    client.close()
+
+
+def test_jsonrpc_invalid_params_and_internal_errors(jsonrpc):
+    _, port = jsonrpc
+    client = LineClient(port)
+
+    def error(request: str) -> tuple[int, object]:
+        answer = json.loads(client.request(request))
+        return answer["error"]["code"], answer["id"]
+
+    assert error('{"jsonrpc": "2.0", "method": "subtract", "params": [1], "id": 7}') == (-32602, 7)
+    assert error('{"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 1, "x": 2}, '
+                 '"id": 8}') == (-32602, 8)
+    assert error('{"jsonrpc": "2.0", "method": "divide", "params": [1, 0], "id": 9}') == (-32603, 9)
+    assert error('{"jsonrpc": "1.0", "method": "get_data", "id": 10}') == (-32600, None)
+    assert error('{"jsonrpc": "2.0", "method": "get_data", "id": [1]}') == (-32600, None)
+    assert error('{"jsonrpc": "2.0", "method": "get_data", "params": 3, "id": 1}') == (-32600, None)
+    assert error("[" * 50_000 + "]" * 50_000) == (-32700, None)  # too deep for the parser
+    client.close()
+
+
+def test_jsonrpc_client_runs_as_its_docstring_says(jsonrpc):
+    tmp, port = jsonrpc
+    _, words = documented("jsonrpc_client.py")
+    assert words[:3] == ["python", "-m", "examples.jsonrpc_client"], words
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, *words[1:3], f"text://127.0.0.1:{port}"], cwd=tmp,
+                         env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "subtract(42, 23) = 19",
+        "subtract(minuend=42, subtrahend=23) = 19",
+        "batch sum(1, 2, 4), get_data() = [7, ['hello', 5]]",
+        "foobar() -> -32601: Method not found",
+    ]
