@@ -62,7 +62,7 @@ def documented(name: str) -> tuple[dict[str, str], list[str]]:
 
 def test_every_example_says_how_to_run_it():
     names = {str(p.relative_to(EXAMPLES)) for p in EXAMPLES.rglob("*.py")}
-    assert {"jsonrpc.py", "jsonrpc_client.py", "proxy.py", "push/app.py"} <= names
+    assert {"game_tick.py", "jsonrpc.py", "jsonrpc_client.py", "proxy.py", "push/app.py"} <= names
     for name in sorted(names - HELPERS):
         _, words = documented(name)
         module = "examples." + name.removesuffix(".py").replace("/", ".")
@@ -565,3 +565,67 @@ def test_jsonrpc_client_runs_as_its_docstring_says(jsonrpc):
         "batch sum(1, 2, 4), get_data() = [7, ['hello', 5]]",
         "foobar() -> -32601: Method not found",
     ]
+
+
+# -- examples/game_tick.py --------------------------------------------------------------------
+
+
+class Player:
+    """A WebSocket player of examples/game_tick.py: its client id and the states it saw."""
+
+    def __init__(self, port: int) -> None:
+        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=10)
+        self.id: str = self.next()["you"]  # the greeting comes before any state
+
+    def next(self) -> dict:
+        return json.loads(self.ws.recv())
+
+    def states_for(self, seconds: float) -> list[dict]:
+        deadline, states = time.monotonic() + seconds, []
+        while time.monotonic() < deadline:
+            states.append(self.next())
+        return states
+
+    def until(self, predicate, timeout: float = 5.0) -> dict:
+        """The first state for which ``predicate(state)`` holds."""
+        deadline, state = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            state = self.next()
+            if predicate(state):
+                return state
+        raise AssertionError(f"no such state within {timeout}s (last: {state})")
+
+    def steer(self, dx: int, dy: int) -> None:
+        self.ws.send(json.dumps({"dx": dx, "dy": dy}))
+
+
+def test_game_ticks_at_20_hz_for_players_on_different_workers(tmp_path):
+    port = free_port()
+    with running(tmp_path, "game_tick.py", {"GAME_ADDRESS": f"127.0.0.1:{port}"}):
+        players = [Player(port)]
+        while len({p.id[:12] for p in players}) < 2 and len(players) < 20:
+            players.append(Player(port))
+        a = players[0]
+        b = next((p for p in players if p.id[:12] != a.id[:12]), None)
+        assert b is not None, "every player landed on one worker"
+        for p in players:
+            if p not in (a, b):
+                p.ws.close()
+        b.until(lambda s: set(s["players"]) == {a.id, b.id})
+        # About 20 states a second, from one ticking worker (one tick counter), to both.
+        seen = b.states_for(2.0)
+        ticks = [s["tick"] for s in seen]
+        assert ticks == sorted(set(ticks)), ticks
+        assert 20 <= len(seen) <= 60, f"{len(seen)} states in 2 s"
+        assert a.until(lambda s: s["tick"] >= ticks[-1])["tick"] in (ticks[-1], ticks[-1] + 1)
+        # An input from a (on one worker) moves a in what b (on another) sees, and back.
+        start = b.next()["players"][a.id]
+        a.steer(1, 0)
+        moved = b.until(lambda s: s["players"][a.id][0] >= start[0] + 5)
+        assert moved["players"][a.id][1] == start[1] and moved["players"][b.id] == [50, 50]
+        b.steer(0, -1)
+        a.until(lambda s: s["players"][b.id][1] <= 45)
+        # A player who leaves drops out of the world.
+        b.ws.close()
+        a.until(lambda s: set(s["players"]) == {a.id})
+        a.ws.close()
