@@ -125,17 +125,25 @@ def pid_alive(pid: int) -> bool:
 class Gunicorn:
     """A running ``gunicorn -k geworker.Worker`` with an app written to a temp dir."""
 
-    def __init__(self, tmp: Path, source: str, args: list[str], env: dict[str, str],
+    def __init__(self, tmp: Path, source: str | None, args: list[str], env: dict[str, str],
                  workers: int, target: str = "app:server",
-                 allow_traceback: bool | Collection[str] = ()) -> None:
+                 allow_traceback: bool | Collection[str] = (),
+                 argv: list[str] | None = None) -> None:
+        """``argv``: gunicorn's arguments as given (an example's documented command), in
+        place of ``-k geworker.Worker -w WORKERS ARGS TARGET``; ``source`` None writes no app."""
         self.tmp = tmp
         self.workers = workers
         self.allow_traceback = allow_traceback
-        (tmp / "app.py").write_text(textwrap.dedent(source))
+        if source is not None:
+            (tmp / "app.py").write_text(textwrap.dedent(source))
         self.log_path = tmp / "gunicorn.log"
         self.log_file = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
-        cmd = [sys.executable, "-m", "gunicorn", "-k", "geworker.Worker", "-w", str(workers),
-               "--no-control-socket", "--graceful-timeout", "10", *args, target]
+        harness = ["--no-control-socket", "--graceful-timeout", "10"]
+        if argv is None:
+            argv = ["-k", "geworker.Worker", "-w", str(workers), *harness, *args, target]
+        else:
+            argv = [*harness, *argv]
+        cmd = [sys.executable, "-m", "gunicorn", *argv]
         full_env = dict(os.environ, PYTHONPATH=f"{tmp}{os.pathsep}{ROOT}",
                         PYTHONUNBUFFERED="1", **env)
         self.proc = subprocess.Popen(cmd, cwd=tmp, env=full_env, stdout=self.log_file,
